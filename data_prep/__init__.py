@@ -1,0 +1,1 @@
+"""Raw clips and public annotation formats become validated samples with cached features."""

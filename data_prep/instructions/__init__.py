@@ -1,0 +1,1 @@
+"""Instruction builders: recognition, EMER-style explanation and chain-of-thought conversations."""

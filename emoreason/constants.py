@@ -1,0 +1,18 @@
+"""Names every stage agrees on: modalities, placeholder tokens, sampling rates, the ignore index."""
+
+from __future__ import annotations
+
+# Modality-first naming throughout: `audio_encoder`, `face_projector`, ... keyed by these strings.
+MODALITIES: tuple[str, ...] = ("audio", "face", "video", "frame")
+
+# Media kinds a sample can point at; modalities are derived from them (face/video/frame from a video
+# or an image, audio from a video's track or an audio file).
+MEDIA_KINDS: tuple[str, ...] = ("video", "audio", "image")
+
+PLACEHOLDER_TOKENS: dict[str, str] = {m: f"<{m}>" for m in MODALITIES}
+
+# Loss is ignored on prompt, media and padding positions (the value HF losses skip).
+IGNORE_INDEX = -100
+
+# Every audio encoder in the HuBERT / wav2vec2 / Whisper family expects 16 kHz mono.
+AUDIO_SAMPLE_RATE = 16_000

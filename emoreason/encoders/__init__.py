@@ -1,0 +1,1 @@
+"""Frozen per-modality encoders loaded through transformers AutoModel and their processors."""

@@ -1,0 +1,1 @@
+"""Content-addressed fp16 cache of encoder features."""

@@ -1,0 +1,217 @@
+"""The sample schema: one JSON object per line, validated on load.
+
+Every stage reads and writes this shape (documented in docs/schema.md). A bad record raises
+`SchemaError` naming the file, the line, the field and what was expected, e.g.
+
+    data/train.jsonl:12: field 'targets.valence': expected a number, got 'high'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from emoreason.constants import MODALITIES
+from emoreason.jsonl import iter_json_lines
+
+SCHEMA_VERSION = "1"
+
+Modality = Literal["audio", "face", "video", "frame"]
+ClueSource = Literal["audio", "face", "video", "frame", "text"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _relative_media_path(value: str | None) -> str | None:
+    if value is None:
+        return value
+    if not value.strip():
+        raise ValueError("expected a non-empty path relative to the data root")
+    p = PurePosixPath(value.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"expected a path relative to the data root without '..', got {value!r}")
+    return value
+
+
+class Media(_Strict):
+    """Media files of a sample, as paths relative to the data root."""
+
+    video: str | None = None
+    audio: str | None = None
+    image: str | None = None
+
+    _check_paths = field_validator("video", "audio", "image")(_relative_media_path)
+
+
+class Targets(_Strict):
+    """What a model should recognise or explain; every field is optional."""
+
+    emotion: str | None = None
+    """Discrete label from the data set's closed set, e.g. 'happy'."""
+    open_vocab: list[str] | None = None
+    """Open-vocabulary labels, e.g. ['joyful', 'relieved'] (MER2025 track 2, MER-Caption+)."""
+    valence: float | None = None
+    arousal: float | None = None
+    clues: dict[ClueSource, str] | None = None
+    """Per-modality clues, e.g. {'audio': 'rising pitch', 'face': 'raised lip corners'}."""
+    reasoning: str | None = None
+
+    @field_validator("valence", "arousal", mode="before")
+    @classmethod
+    def _finite_number(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return float(value)
+
+    @field_validator("emotion")
+    @classmethod
+    def _non_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("expected a non-empty label")
+        return value
+
+
+class Turn(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class FeatureRef(_Strict):
+    """A cached encoder output: fp16 safetensors at `path`, relative to the feature cache root."""
+
+    path: str
+    key: str
+    encoder: str
+    shape: list[int]
+
+
+class FaceRecord(_Strict):
+    """Which sampled frames had a face; frames without one are recorded, not fatal."""
+
+    frame_times: list[float]
+    """Timestamps (s) of the sampled frames."""
+    missing: list[int] = Field(default_factory=list)
+    """Indices into frame_times where no face was found."""
+
+
+class Sample(_Strict):
+    id: str = Field(min_length=1)
+    media: Media = Field(default_factory=Media)
+    subtitle: str | None = None
+    """Subtitle or ASR transcript."""
+    targets: Targets | None = None
+    conversations: list[Turn] | None = None
+    features: dict[Modality, FeatureRef] = Field(default_factory=dict)
+    faces: FaceRecord | None = None
+    source: dict[str, Any] = Field(default_factory=dict)
+    """Free-form provenance: data set name, original ids, split."""
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"id": self.id}
+
+    def media_path(self, kind: str, data_root: str | os.PathLike) -> Path | None:
+        rel = getattr(self.media, kind)
+        return None if rel is None else Path(data_root) / rel
+
+
+class SchemaError(ValueError):
+    """A record that does not match the schema, located by file, line and field."""
+
+    def __init__(self, file: str | os.PathLike, line: int | None, field: str, message: str):
+        self.file, self.line, self.field, self.message = str(file), line, field, message
+        where = f"{file}:{line}" if line is not None else str(file)
+        super().__init__(f"{where}: field '{field}': {message}")
+
+
+_EXPECTED = {
+    "string_type": "expected a string",
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "list_type": "expected a list",
+    "dict_type": "expected an object",
+    "model_type": "expected an object",
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field (not in the schema, see docs/schema.md)",
+    "literal_error": "expected one of the listed values",
+}
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    field = ".".join(str(p) for p in error["loc"]) or "<record>"
+    kind = error["type"]
+    if kind == "value_error":
+        message = str(error["ctx"]["error"])
+    elif kind in _EXPECTED and kind != "literal_error":
+        message = _EXPECTED[kind]
+        if kind not in ("missing", "extra_forbidden"):
+            message += f", got {error['input']!r}"
+    else:
+        message = f"{error['msg']}, got {error['input']!r}"
+    return field, message
+
+
+def parse_sample(record: Any, file: str | os.PathLike = "<memory>", line: int | None = None) -> Sample:
+    if not isinstance(record, dict):
+        raise SchemaError(file, line, "<record>", f"expected a JSON object, got {type(record).__name__}")
+    try:
+        return Sample.model_validate(record)
+    except ValidationError as exc:
+        field, message = _describe(exc.errors()[0])
+        raise SchemaError(file, line, field, message) from None
+
+
+def parse_line(text: str, file: str | os.PathLike, line: int) -> Sample:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(file, line, "<record>", f"expected one JSON object per line: {exc.msg}") from None
+    return parse_sample(record, file, line)
+
+
+def iter_samples(path: str | os.PathLike, errors: list[SchemaError] | None = None) -> Iterator[Sample]:
+    """Validated samples of a JSONL file.
+
+    With `errors=None` the first bad record raises. With a list, bad records (and repeated ids)
+    are appended to it and skipped, so batch work reports them and carries on.
+    """
+    seen: dict[str, int] = {}
+    for lineno, text in iter_json_lines(path):
+        try:
+            sample = parse_line(text, path, lineno)
+            if sample.id in seen:
+                raise SchemaError(path, lineno, "id", f"expected a unique id, {sample.id!r} already on line {seen[sample.id]}")
+        except SchemaError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+            continue
+        seen[sample.id] = lineno
+        yield sample
+
+
+def load_samples(path: str | os.PathLike) -> list[Sample]:
+    """All samples of a JSONL file; the first bad record raises `SchemaError`."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"sample file not found: {path}")
+    return list(iter_samples(path))
+
+
+def write_samples(path: str | os.PathLike, samples: list[Sample]) -> None:
+    from emoreason.atomic import write_text_atomic
+
+    write_text_atomic(path, "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in samples))
+
+
+assert set(Modality.__args__) == set(MODALITIES)

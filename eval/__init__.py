@@ -1,0 +1,1 @@
+"""Emotion metrics, LLM judges and leaderboard files (built in a later issue)."""

@@ -1,0 +1,1 @@
+"""Projector alignment and LoRA instruction tuning (built in a later issue)."""
