@@ -144,16 +144,17 @@ _EXPECTED = {
     "model_type": "expected an object",
     "missing": "required field is missing",
     "extra_forbidden": "unknown field (not in the schema, see docs/schema.md)",
-    "literal_error": "expected one of the listed values",
 }
 
 
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
-    field = ".".join(str(p) for p in error["loc"]) or "<record>"
+    field = ".".join(str(p) for p in error["loc"] if p != "[key]") or "<record>"
     kind = error["type"]
     if kind == "value_error":
         message = str(error["ctx"]["error"])
-    elif kind in _EXPECTED and kind != "literal_error":
+    elif kind == "literal_error":
+        message = f"expected one of {error['ctx']['expected']}, got {error['input']!r}"
+    elif kind in _EXPECTED:
         message = _EXPECTED[kind]
         if kind not in ("missing", "extra_forbidden"):
             message += f", got {error['input']!r}"

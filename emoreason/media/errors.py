@@ -14,7 +14,7 @@ REASONS: dict[str, str] = {
     "no_audio": "no audio track",
     "no_face": "no face found",
     "too_long": "media longer than the configured limit",
-    "bad_field": "wrong field type",
+    "bad_field": "wrong field type or invalid record",
 }
 
 

@@ -1,0 +1,139 @@
+"""`emoreason prep` over a whole input: worker processes, progress, resume, and the report.
+
+Resume contract: samples.jsonl only ever gains complete lines (flushed and fsynced one by one),
+feature files are written atomically, so after a kill a re-run skips the ids already in
+samples.jsonl and redoes the rest; nothing is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from emoreason.config import config_to_dict
+from emoreason.data_prep.extract import SampleExtractor, SampleResult
+from emoreason.data_prep.manifest import read_prep_input
+from emoreason.data_prep.prep_config import PrepConfig
+from emoreason.data_prep.report import PrepReport
+from emoreason.jsonl import JsonlAppender, read_complete_records
+from emoreason.schema import Sample, SchemaError
+
+SAMPLES_FILE = "samples.jsonl"
+STATUS_FILE = "status.jsonl"
+REPORT_FILE = "report.json"
+
+_worker_extractor: SampleExtractor | None = None
+
+
+def _set_threads(workers: int) -> None:
+    # Each worker gets its share of the cores; more threads than cores only adds contention.
+    import cv2
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+def _worker_init(cfg: PrepConfig, samples_dir: str, data_root: str) -> None:
+    global _worker_extractor
+    _set_threads(cfg.workers)
+    _worker_extractor = SampleExtractor(cfg, samples_dir, data_root)
+
+
+def _worker_process(sample_json: dict[str, Any]) -> SampleResult:
+    return _safe_process(_worker_extractor, Sample.model_validate(sample_json))
+
+
+def _safe_process(extractor: SampleExtractor, sample: Sample) -> SampleResult:
+    from emoreason.data_prep.extract import Issue
+
+    try:
+        return extractor.process(sample)
+    except Exception as exc:  # one bad clip must never stop the batch
+        return SampleResult(sample.id, "failed", [Issue("*", "unreadable", f"{type(exc).__name__}: {exc}"[:500])])
+
+
+def resolve_paths(cfg: PrepConfig) -> tuple[Path, Path]:
+    out_dir = Path(cfg.output_dir)
+    data_root = Path(cfg.data_root) if cfg.data_root else Path(cfg.input).resolve().parent
+    return out_dir, data_root
+
+
+def _run_in_process(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_root: Path) -> Iterator[SampleResult]:
+    _set_threads(1)
+    extractor = SampleExtractor(cfg, out_dir, data_root)
+    for sample in pending:
+        yield _safe_process(extractor, sample)
+
+
+def _run_in_pool(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_root: Path) -> Iterator[SampleResult]:
+    from emoreason.data_prep.extract import Issue
+
+    # spawn, not fork: forking a process that already imported torch and OpenCV can deadlock their thread pools.
+    ctx = multiprocessing.get_context("spawn")
+    queue = list(reversed(pending))
+    crashes: dict[str, int] = {}
+    while queue:
+        with cf.ProcessPoolExecutor(cfg.workers, ctx, _worker_init, (cfg, str(out_dir), str(data_root))) as pool:
+            in_flight: dict[cf.Future, Sample] = {}
+            try:
+                while queue or in_flight:
+                    # A bounded window keeps memory flat on 100k-sample inputs.
+                    while queue and len(in_flight) < cfg.workers * 4:
+                        sample = queue.pop()
+                        in_flight[pool.submit(_worker_process, sample.to_json())] = sample
+                    done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        sample = in_flight.pop(future)
+                        yield future.result()
+            except cf.process.BrokenProcessPool:
+                # A decoder crashed a worker; we cannot tell which sample did it, so each
+                # in-flight sample gets one more try and fails after its second crash.
+                for sample in in_flight.values():
+                    crashes[sample.id] = crashes.get(sample.id, 0) + 1
+                    if crashes[sample.id] >= 2:
+                        yield SampleResult(sample.id, "failed", [Issue("*", "unreadable", "a worker crashed while decoding this sample")])
+                    else:
+                        queue.append(sample)
+
+
+def run_prep(cfg: PrepConfig) -> PrepReport:
+    out_dir, data_root = resolve_paths(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    input_errors: list[SchemaError] = []
+    samples = read_prep_input(cfg.input, input_errors)
+
+    done_ids = {r["id"] for r in read_complete_records(out_dir / SAMPLES_FILE)}
+    previous = {r["id"]: r for r in read_complete_records(out_dir / STATUS_FILE)}
+    pending = [s for s in samples if s.id not in done_ids]
+
+    total = len(samples) + len(input_errors)
+    report = PrepReport.start(cfg.input, str(out_dir), config_to_dict(cfg), total, len(samples) - len(pending))
+    report.add_input_errors(input_errors)
+    for sample_id in done_ids & {s.id for s in samples}:
+        report.add_previous(previous.get(sample_id, {"id": sample_id, "status": "ok", "issues": []}))
+
+    started = time.perf_counter()
+    run = _run_in_process if cfg.workers == 1 else _run_in_pool
+    with JsonlAppender(out_dir / SAMPLES_FILE) as samples_out, JsonlAppender(out_dir / STATUS_FILE) as status_out:
+        bar = tqdm(total=len(pending), desc="prep", unit="clip", disable=not cfg.progress)
+        for result in run(cfg, pending, out_dir, data_root):
+            if result.sample is not None:
+                samples_out.write(result.sample.to_json())
+            status_out.write(result.to_status_json())
+            report.add_result(result, time.perf_counter() - started)
+            bar.update(1)
+            bar.set_postfix(failed=report.counts["failed"], partial=report.counts["partial"])
+        bar.close()
+    report.finish(time.perf_counter() - started)
+    report.write(out_dir / REPORT_FILE)
+    return report

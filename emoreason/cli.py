@@ -1,0 +1,48 @@
+"""The `emoreason` console script: one subcommand per stage.
+
+This module and `emoreason.demo` are the application layer: they dispatch into the stage packages
+(data_prep, train, eval) by import path, lazily, so `emoreason --help` stays fast and the core
+library modules never import the stages.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module with main(argv), one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "prep": ("emoreason.data_prep.prep_cli", "decode clips, crop faces and cache encoder features"),
+    "convert": ("emoreason.data_prep.convert_cli", "convert a public annotation format into schema JSONL"),
+    "instruct": ("emoreason.data_prep.instruct_cli", "build instruction conversations from labelled samples"),
+    "synth": ("emoreason.data_prep.synthetic", "generate the synthetic emotion video data set"),
+    "demo": ("emoreason.demo", "run the end-to-end demo on the embedded default"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items())
+    return f"usage: emoreason <command> [args]\n\ncommands:\n{rows}\n\nRun `emoreason <command> --help` for a command's options."
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from emoreason import __version__
+
+        print(f"emoreason {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"emoreason: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Shared fixtures: media generated on the fly (never downloaded), tiny encoders built from configs."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def tone(seconds: float, rate: int, freq: float, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)  # [n]
+    return np.repeat(mono[None], channels, axis=0)  # [channels, n]
+
+
+def gradient_frames(n: int, h: int = 96, w: int = 128) -> np.ndarray:
+    """[n, h, w, 3] uint8 frames whose brightness encodes the frame index."""
+    frames = np.zeros((n, h, w, 3), np.uint8)
+    for i in range(n):
+        frames[i] = (i * 255) // max(1, n - 1)
+    return frames
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """samples: [channels, n] float in [-1, 1] -> 16-bit PCM wav."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").T.copy()  # [n, channels] interleaved
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(samples.shape[0])
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(pcm.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    """Real and broken media files, one of each kind the prep report must tell apart."""
+    from emoreason.data_prep.synthetic import write_clip
+
+    root = tmp_path_factory.mktemp("media")
+    frames = gradient_frames(24)
+    audio = tone(2.0, 16000, 440.0)[0]
+    write_clip(root / "h264_aac.mp4", frames, audio, fps=12, sample_rate=16000, codec="h264")
+    write_clip(root / "mpeg4_aac.mp4", frames, audio, fps=12, sample_rate=16000, codec="mpeg4")
+    write_clip(root / "no_audio.mp4", frames, None, fps=12, sample_rate=16000, codec="h264")
+    data = (root / "h264_aac.mp4").read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "not_media.mp4").write_text("this is a text file wearing an .mp4 name\n" * 20)
+    write_wav(root / "stereo_44k.wav", tone(1.5, 44100, 1000.0, channels=2), 44100)
+    from PIL import Image
+
+    Image.fromarray(gradient_frames(1, 60, 80)[0]).save(root / "still.png")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return root

@@ -1,0 +1,77 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from emoreason.config import ConfigError, check, load_config
+
+
+@dataclasses.dataclass
+class Inner:
+    rate: float = 1.0
+    mode: str = "mean"
+
+    def __post_init__(self):
+        check(self.rate > 0, "rate", "a positive number", self.rate)
+
+
+@dataclasses.dataclass
+class Outer:
+    name: str
+    inner: Inner = dataclasses.field(default_factory=Inner)
+    items: dict[str, Inner] = dataclasses.field(default_factory=dict)
+    size: int | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = write(tmp_path, "name: a\ninner: {rate: 2}\nitems: {x: {mode: cls}}\n")
+    cfg = load_config(Outer, path, ["inner.mode=none", "items.y.rate=0.5", "size=3", "tags=[a, b]"])
+    assert cfg == Outer("a", Inner(2.0, "none"), {"x": Inner(1.0, "cls"), "y": Inner(0.5)}, 3, ["a", "b"])
+    assert load_config(Outer, path, ["size=null"]).size is None
+
+
+@pytest.mark.parametrize(
+    "text, overrides, message",
+    [
+        ("name: a\nbogus: 1\n", [], "key 'bogus': unknown key"),
+        ("name: a\ninner: {speed: 1}\n", [], "key 'inner.speed': unknown key"),
+        ("inner: {}\n", [], "key 'name': required key is missing"),
+        ("name: a\n", ["inner.rate=-1"], "key 'inner.rate': expected a positive number, got -1"),
+        ("name: a\n", ["inner.rate=fast"], "key 'inner.rate': expected a number, got 'fast'"),
+        ("name: a\n", ["size=2.5"], "key 'size'"),
+        ("name: a\n", ["items.q.rate=0"], "key 'items.q.rate'"),
+        ("name: a\n", ["noequals"], "expected key=value"),
+        ("- a\n- b\n", [], "expected a mapping at the top level"),
+    ],
+)
+def test_errors_name_the_key(tmp_path, text, overrides, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, path, overrides)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(Outer, tmp_path / "none.yaml")
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("prep/*.yaml")), ids=lambda p: p.name)
+def test_every_prep_config_loads(path):
+    from emoreason.data_prep.prep_config import PrepConfig
+
+    # Configs leave run-specific paths to the command line; fill them the way the demo does.
+    fill = ["input=x.jsonl", "output_dir=out"] + [f"encoders.{m}.model=m" for m in ("audio", "face", "video", "frame")]
+    cfg = load_config(PrepConfig, path, fill)
+    assert cfg.encoders and path.read_text().startswith("#")

@@ -1,0 +1,199 @@
+"""`emoreason prep` end to end on generated media with tiny random-weight encoders."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emoreason.config import load_config
+from emoreason.data_prep.prep_config import PrepConfig
+from emoreason.data_prep.runner import run_prep
+from emoreason.features.cache import load_feature
+from emoreason.schema import load_samples
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs/prep/demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    from emoreason.encoders.tiny import build_tiny_encoders
+
+    return build_tiny_encoders(tmp_path_factory.mktemp("encoders"))
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(root, SyntheticConfig(num_per_class=3, seed=3))
+    return root
+
+
+def prep_overrides(encoders, input, output_dir, *extra):
+    fill = [f"input={input}", f"output_dir={output_dir}", "workers=1", "progress=false"]
+    return fill + [f"encoders.{m}.model={p}" for m, p in encoders.items()] + list(extra)
+
+
+def prep(encoders, input, output_dir, *extra):
+    return run_prep(load_config(PrepConfig, CONFIG, prep_overrides(encoders, input, output_dir, *extra)))
+
+
+def mixed_input(tmp_path, synthetic, media_dir):
+    """Two good synthetic clips plus every kind of bad input, under one data root."""
+    root = tmp_path / "data"
+    shutil.copytree(synthetic / "clips", root / "clips")
+    for name in ["no_audio.mp4", "truncated.mp4", "empty.mp4", "not_media.mp4", "still.png"]:
+        shutil.copy(media_dir / name, root / name)
+    good = [s.to_json() for s in load_samples(synthetic / "samples.jsonl")[:2]]
+    records = good + [
+        {"id": "silent", "media": {"video": "no_audio.mp4"}},
+        {"id": "truncated", "media": {"video": "truncated.mp4"}},
+        {"id": "empty", "media": {"video": "empty.mp4"}},
+        {"id": "text", "media": {"video": "not_media.mp4"}},
+        {"id": "gone", "media": {"video": "missing.mp4"}},
+        {"id": "typo", "media": {"video": "x.mp4"}, "targets": {"valence": "high"}},
+        {"id": "still", "media": {"image": "still.png"}},
+    ]
+    (root / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root / "samples.jsonl", [r["id"] for r in good]
+
+
+def test_prep_reports_each_bad_input_and_keeps_going(tmp_path, synthetic, media_dir, encoders):
+    input, good_ids = mixed_input(tmp_path, synthetic, media_dir)
+    report = prep(encoders, input, tmp_path / "out")
+    out = {s.id: s for s in load_samples(tmp_path / "out/samples.jsonl")}
+    written = json.loads((tmp_path / "out/report.json").read_text())
+
+    assert set(out) == set(good_ids) | {"silent", "still"}
+    for sample_id in good_ids:
+        sample = out[sample_id]
+        assert set(sample.features) == {"audio", "face", "video", "frame"}
+        assert len(sample.faces.frame_times) == 8
+        for modality, ref in sample.features.items():
+            tensor = load_feature(ref, tmp_path / "out")
+            assert list(tensor.shape) == ref.shape and str(tensor.dtype) == "torch.float16", modality
+            assert tensor.abs().sum() > 0, f"{modality} features are all zeros"
+        assert out[sample_id].targets.emotion  # labels pass through untouched
+
+    problems = {p["id"] if p["id"] else f"line{p['line']}": p for p in written["problems"]}
+    reasons = {k: {(i["modality"], i["reason"]) for i in p["issues"]} for k, p in problems.items()}
+    # A video without audio keeps its visual features; the gradient frames have no face.
+    assert problems["silent"]["status"] == "partial"
+    assert reasons["silent"] == {("audio", "no_audio"), ("face", "no_face")}
+    assert set(out["silent"].features) == {"video", "frame"}
+    assert out["silent"].faces.missing == list(range(8))
+    assert problems["still"]["status"] == "partial" and ("video", "no_video") in reasons["still"]
+    assert {r for _, r in reasons["truncated"]} == {"unreadable"}
+    assert {r for _, r in reasons["empty"]} == {"empty"}
+    assert {r for _, r in reasons["text"]} == {"not_media"}
+    assert {r for _, r in reasons["gone"]} == {"missing_file"}
+    assert reasons["line8"] == {("*", "bad_field")}
+    assert "targets.valence" in problems["line8"]["issues"][0]["message"]
+    for sample_id in ["truncated", "empty", "text", "gone"]:
+        assert problems[sample_id]["status"] == "failed"
+    assert written["counts"] == {"ok": 2, "partial": 2, "failed": 5}
+    assert report.counts == written["counts"]
+
+
+def test_cache_is_reused_and_invalidated_by_settings(tmp_path, synthetic, encoders):
+    input = synthetic / "samples.jsonl"
+    cache = tmp_path / "cache"
+
+    def keys(out):
+        return {(s.id, m): r.key for s in load_samples(out / "samples.jsonl") for m, r in s.features.items()}
+
+    base = prep(encoders, input, tmp_path / "a", f"feature_cache={cache}")
+    first = keys(tmp_path / "a")
+    entries = sorted(cache.rglob("*.safetensors"))
+    mtimes = [p.stat().st_mtime_ns for p in entries]
+
+    again = prep(encoders, input, tmp_path / "b", f"feature_cache={cache}")
+    assert keys(tmp_path / "b") == first
+    assert [p.stat().st_mtime_ns for p in entries] == mtimes, "unchanged settings must hit the cache"
+    assert again.frames_decoded == 0 and base.frames_decoded > 0
+
+    prep(encoders, input, tmp_path / "c", f"feature_cache={cache}", "video.num_frames=4")
+    frames_changed = keys(tmp_path / "c")
+    for (sample_id, modality), key in first.items():
+        assert (frames_changed[(sample_id, modality)] == key) == (modality == "audio"), modality
+
+    prep(encoders, input, tmp_path / "d", f"feature_cache={cache}", "encoders.audio.layer=1")
+    layer_changed = keys(tmp_path / "d")
+    for (sample_id, modality), key in first.items():
+        assert (layer_changed[(sample_id, modality)] == key) == (modality != "audio"), modality
+
+    prep(encoders, input, tmp_path / "e", f"feature_cache={cache}", "faces.margin=0.5")
+    margin_changed = keys(tmp_path / "e")
+    for (sample_id, modality), key in first.items():
+        assert (margin_changed[(sample_id, modality)] == key) == (modality != "face"), modality
+
+
+def test_two_workers_match_one(tmp_path, synthetic, encoders):
+    input = synthetic / "samples.jsonl"
+    prep(encoders, input, tmp_path / "one")
+    prep(encoders, input, tmp_path / "two", "workers=2", f"feature_cache={tmp_path / 'cache2'}")
+    one = {s.id: s for s in load_samples(tmp_path / "one/samples.jsonl")}
+    two = {s.id: s for s in load_samples(tmp_path / "two/samples.jsonl")}
+    assert one.keys() == two.keys()
+    for sample_id in one:
+        assert {m: r.key for m, r in one[sample_id].features.items()} == {m: r.key for m, r in two[sample_id].features.items()}
+        for m, ref in one[sample_id].features.items():
+            assert (load_feature(ref, tmp_path / "one") == load_feature(two[sample_id].features[m], tmp_path / "two")).all()
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, encoders):
+    from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
+
+    samples = generate_dataset(tmp_path / "data", SyntheticConfig(num_per_class=6, seed=5))
+    ids = [s.id for s in samples]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "emoreason.cli", "prep", "--config", str(CONFIG)]
+    cmd += prep_overrides(encoders, tmp_path / "data/samples.jsonl", out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    status = out / "status.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if status.exists() and status.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = [json.loads(line)["id"] for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert 4 <= len(done_before) < len(ids), "the kill must land mid-batch"
+    # A writer killed mid-line leaves a torn tail; resume must cut it, not keep or duplicate it.
+    with open(out / "samples.jsonl", "a") as f:
+        f.write('{"id": "syn_00')
+
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    final = [json.loads(line)["id"] for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert sorted(final) == sorted(ids) and len(final) == len(set(final))
+    assert final[: len(done_before)] == done_before
+    report = json.loads((out / "report.json").read_text())
+    assert report["already_done"] == len(done_before)
+    assert report["processed_now"] == len(ids) - len(done_before)
+    assert report["counts"]["ok"] + report["counts"]["partial"] == len(ids)
+
+
+def test_manifest_inputs(tmp_path, synthetic, encoders):
+    clips = sorted(c.name for c in (synthetic / "clips").glob("*.mp4"))[:2]
+    audio_only = f"encoders={{audio: {{model: {encoders['audio']}}}}}"
+    clip_root = f"data_root={synthetic / 'clips'}"
+
+    (tmp_path / "list.txt").write_text("".join(f"{c}\n" for c in clips) + "notes.docx\n")
+    report = prep(encoders, tmp_path / "list.txt", tmp_path / "from_list", clip_root, audio_only)
+    assert {s.id for s in load_samples(tmp_path / "from_list/samples.jsonl")} == {c[:-4] for c in clips}
+    assert report.counts == {"ok": 2, "partial": 0, "failed": 1}  # notes.docx is no media file
+
+    csv_path = tmp_path / "manifest.csv"
+    csv_path.write_text("id,video\n" + "".join(f"m{i},{c}\n" for i, c in enumerate(clips)) + "m9,\n")
+    report = prep(encoders, csv_path, tmp_path / "from_csv", clip_root, audio_only)
+    assert {s.id for s in load_samples(tmp_path / "from_csv/samples.jsonl")} == {"m0", "m1"}
+    assert report.counts["failed"] == 1  # m9 names no media
