@@ -1,0 +1,79 @@
+"""`emoreason convert FORMAT INPUT --out samples.jsonl`: a public annotation file to schema JSONL.
+
+    emoreason convert mer2023 train_label.csv --out data/mer2023.jsonl --video-dir video --ext mp4
+    emoreason convert generic-csv clips.csv --out data/clips.jsonl --mapping '{"id": "clip", "media.video": "path"}'
+
+Without --lenient the first bad row stops the run; with it, bad rows are listed and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from emoreason.data_prep.adapters import ADAPTERS
+from emoreason.schema import SchemaError, write_samples
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emoreason convert",
+        description="Convert a public annotation file into schema JSONL (formats: docs/adapters.md).",
+    )
+    parser.add_argument("format", choices=sorted(ADAPTERS), help="annotation format (see docs/adapters.md)")
+    parser.add_argument("input", help="annotation file (CSV, TXT or JSON as the format expects)")
+    parser.add_argument("--out", required=True, help="schema JSONL to write (replaced atomically)")
+    parser.add_argument("--video-dir", help="folder of the videos, relative to the data root (default: video)")
+    parser.add_argument("--ext", help="video file extension (default: mp4)")
+    parser.add_argument("--mapping", help="generic-csv only: JSON object (or a .json file) of schema field -> column")
+    parser.add_argument("--lenient", action="store_true", help="skip and list bad rows instead of stopping at the first")
+    return parser
+
+
+def _mapping(text: str) -> Any:
+    """The --mapping value: inline JSON, or the path of a JSON file."""
+    source = text if text.lstrip().startswith("{") else Path(text).read_text(encoding="utf-8")
+    return json.loads(source)
+
+
+def _adapter_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    if args.format == "generic-csv":
+        if args.mapping is None:
+            parser.error("generic-csv needs --mapping, e.g. '{\"id\": \"clip\", \"media.video\": \"path\"}'")
+        if args.video_dir is not None or args.ext is not None:
+            parser.error("--video-dir and --ext do not apply to generic-csv: media paths come from mapped columns")
+        try:
+            return {"mapping": _mapping(args.mapping)}
+        except (OSError, json.JSONDecodeError) as exc:
+            parser.error(f"--mapping: expected a JSON object or a readable .json file: {exc}")
+    if args.mapping is not None:
+        parser.error(f"--mapping only applies to generic-csv, not {args.format}")
+    return {"video_dir": args.video_dir or "video", "ext": args.ext or "mp4"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    options = _adapter_options(args, parser)
+    errors: list[SchemaError] | None = [] if args.lenient else None
+    try:
+        samples = ADAPTERS[args.format](args.input, errors=errors, **options)
+    except (OSError, ValueError) as exc:  # SchemaError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for exc in errors or []:
+        print(f"skipped: {exc}", file=sys.stderr)
+    if not samples:
+        print(f"error: no samples converted from {args.input}", file=sys.stderr)
+        return 1
+    write_samples(args.out, samples)
+    skipped = f", skipped {len(errors)} bad row{'s' if len(errors) > 1 else ''}" if errors else ""
+    print(f"converted {len(samples)} samples from {args.input} ({args.format}) to {args.out}{skipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
