@@ -27,6 +27,8 @@ from emoreason.media.video import decode_frames
 from emoreason.schema import FaceRecord, FeatureRef, Sample
 
 VISUAL_MODALITIES = ("face", "frame", "video")
+# 25 ms at 16 kHz: the HuBERT/wav2vec2 conv stack needs at least one 20 ms frame (400 samples).
+MIN_AUDIO_SAMPLES = 400
 
 
 @dataclasses.dataclass
@@ -153,6 +155,8 @@ class SampleExtractor:
             if cached is not None:
                 return cached, None
             wave = decode_audio(path, AUDIO_SAMPLE_RATE, self.cfg.audio.max_seconds)  # [n]
+            if len(wave) < MIN_AUDIO_SAMPLES:
+                raise MediaError("empty", path, f"audio of {len(wave)} samples is shorter than one encoder frame")
             encoded = load_encoder(self.cfg.encoders["audio"]).encode_audio(wave)  # [t, d]
         except MediaError as exc:
             return None, Issue("audio", exc.reason, str(exc))

@@ -1,0 +1,86 @@
+"""Which frozen encoder to run and how to turn its hidden states into feature tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from emoreason.config import check
+
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
+POOLING_MODES: tuple[str, ...] = ("mean", "cls", "none", "tokens:K")
+
+# Fields that leave the features unchanged: where and in what batches the encoder runs.
+_RUNTIME_FIELDS: frozenset[str] = frozenset({"device", "batch_size"})
+
+
+def parse_pooling(pooling: str) -> tuple[str, int | None]:
+    """Split a pooling spec into (mode, K): "tokens:8" -> ("tokens", 8), "mean" -> ("mean", None).
+
+    Raises ValueError for anything that is not one of POOLING_MODES with K >= 1.
+    """
+    if pooling in ("mean", "cls", "none"):
+        return pooling, None
+    mode, _, count = pooling.partition(":")
+    if mode == "tokens" and count.isdigit() and int(count) >= 1:
+        return "tokens", int(count)
+    raise ValueError(f"pooling {pooling!r}: expected one of {list(POOLING_MODES)} with K >= 1")
+
+
+def _is_device(device: str) -> bool:
+    # Parse with torch's own rules, imported lazily so reading a config does not load torch.
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+@dataclass
+class EncoderConfig:
+    """One frozen per-modality encoder: the checkpoint, the layer read out and the pooling."""
+
+    model: str
+    """Hub id or local directory of the checkpoint (loaded with transformers AutoModel)."""
+    layer: int = -1
+    """Index into `hidden_states` (0 = embeddings output, -1 = last layer)."""
+    pooling: str = "mean"
+    """One of "mean" (1 token), "cls" (first token), "none" (all tokens), "tokens:K" (average-pooled to K)."""
+    dtype: str = "float32"
+    """Weights dtype: "float32", "bfloat16" or "float16"; features come back as float32."""
+    device: str = "cpu"
+    """Torch device the encoder runs on ("cpu", "cuda", "cuda:1", ...)."""
+    trust_remote_code: bool = False
+    """Run modeling code shipped with the checkpoint; leave off unless the checkpoint needs it."""
+    batch_size: int = 16
+    """Images, clips or 30 s audio chunks per forward pass."""
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.model, str) and self.model.strip() != "", "model", "a hub id or local path", self.model)
+        check(isinstance(self.layer, int) and not isinstance(self.layer, bool), "layer", "an integer", self.layer)
+        check(isinstance(self.pooling, str) and _is_pooling(self.pooling), "pooling",
+              f"one of {list(POOLING_MODES)} with K >= 1", self.pooling)
+        check(self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}", self.dtype)
+        check(isinstance(self.device, str) and _is_device(self.device), "device", "a torch device like cpu or cuda:0",
+              self.device)
+        check(isinstance(self.trust_remote_code, bool), "trust_remote_code", "true or false", self.trust_remote_code)
+        check(isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool) and self.batch_size >= 1,
+              "batch_size", "an integer >= 1", self.batch_size)
+
+    def settings_fingerprint(self) -> dict[str, Any]:
+        """Every setting that changes the features, for a cache key.
+
+        The checkpoint's contents are not settings: pair this with `model_fingerprint(model)`.
+        """
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _RUNTIME_FIELDS}
+
+
+def _is_pooling(pooling: str) -> bool:
+    try:
+        parse_pooling(pooling)
+    except ValueError:
+        return False
+    return True

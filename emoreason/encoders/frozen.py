@@ -1,0 +1,216 @@
+"""A frozen transformers encoder that turns audio, images or video into pooled hidden-state tokens.
+
+Notation: n samples / images / frames, b batch, t tokens, k tokens after pooling, d hidden size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoModel, PreTrainedConfig
+
+from emoreason.config import check
+from emoreason.constants import AUDIO_SAMPLE_RATE
+from emoreason.encoders.clips import clip_indices
+from emoreason.encoders.config import EncoderConfig, parse_pooling
+from emoreason.encoders.fingerprint import model_fingerprint
+from emoreason.encoders.pooling import pool_tokens
+
+# transformers model_type -> family; the family fixes the inputs the model takes.
+FAMILIES: dict[str, str] = {
+    "hubert": "waveform",
+    "wav2vec2": "waveform",
+    "whisper": "whisper",
+    "vit": "image",
+    "vit_mae": "image",
+    "clip": "image",
+    "clip_vision_model": "image",
+    "videomae": "video",
+}
+# family -> the input it encodes, as error messages name it
+_FAMILY_INPUT: dict[str, str] = {"waveform": "audio", "whisper": "audio", "image": "images", "video": "video"}
+# Image transformers put one CLS token before the patches; audio models and VideoMAE have none.
+_PREFIX_TOKENS: dict[str, int] = {"waveform": 0, "whisper": 0, "image": 1, "video": 0}
+_TORCH_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+class FrozenEncoder:
+    """One checkpoint in eval mode with gradients off, plus the processor that prepares its inputs.
+
+    Every encode_* method returns float32 features on the CPU as ordinary tensors (made outside
+    inference mode), so a trainable projector can consume them directly.
+    """
+
+    def __init__(self, cfg: EncoderConfig):
+        self.cfg = dataclasses.replace(cfg)  # a copy: later edits to the caller's config must not leak in
+        config = AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        self.model_type: str = config.model_type
+        if self.model_type not in FAMILIES:
+            raise ValueError(f"{cfg.model}: model type {self.model_type!r} is not a supported encoder; "
+                             f"supported: {sorted(FAMILIES)}")
+        self.family = FAMILIES[self.model_type]
+        # A full CLIPModel also holds a text tower; only its vision config describes what we run.
+        self._check_settings(config.vision_config if self.model_type == "clip" else config)
+        if self.model_type == "vit_mae":
+            config.mask_ratio = 0.0  # MAE pre-training hides 75% of patches; features need them all
+        model = AutoModel.from_pretrained(cfg.model, config=config, trust_remote_code=cfg.trust_remote_code,
+                                          dtype=_TORCH_DTYPES[cfg.dtype])
+        self.device = torch.device(cfg.device)
+        self._model = model.to(self.device).eval().requires_grad_(False)
+        self._backbone = self._select_backbone()
+        if self.family in ("waveform", "whisper"):
+            self.processor = AutoFeatureExtractor.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+        else:
+            # The PIL backend everywhere: torchvision resizes differently, and features must not depend on
+            # whether the machine has torchvision.
+            self.processor = AutoImageProcessor.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code,
+                                                                backend="pil")
+
+    @property
+    def hidden_size(self) -> int:
+        """d, the width of every feature token."""
+        return self._backbone.config.hidden_size
+
+    def encode_audio(self, wave: np.ndarray) -> torch.Tensor:
+        """[n] float32 mono 16 kHz waveform -> [k, d] (k = frames for pooling "none")."""
+        self._require(("waveform", "whisper"), "encode_audio")
+        wave = np.asarray(wave, dtype=np.float32)
+        if wave.ndim != 1 or wave.size == 0:
+            raise ValueError(f"encode_audio: expected a non-empty 1-D waveform, got shape {wave.shape}")
+        with torch.inference_mode():
+            hidden = self._whisper_hidden(wave) if self.family == "whisper" else self._waveform_hidden(wave)
+            feats = self._pool(hidden)[0]  # [1, t, d] -> [k, d]
+        return feats.clone()
+
+    def encode_images(self, images: np.ndarray) -> torch.Tensor:
+        """[n, h, w, 3] uint8 RGB -> [n, k, d], pooled per image."""
+        self._require(("image",), "encode_images")
+        images = _check_frames(images, "encode_images")
+        pooled = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.cfg.batch_size):
+                batch = list(images[start:start + self.cfg.batch_size])
+                pixels = self.processor(batch, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+                pooled.append(self._pool(self._image_hidden(pixels)))  # [b, 3, H, W] -> [b, k, d]
+            feats = torch.cat(pooled)  # [n, k, d]
+        return feats.clone()
+
+    def encode_video(self, frames: np.ndarray) -> torch.Tensor:
+        """[n, h, w, 3] uint8 RGB frames -> [clips * k, d], clips of the model's num_frames in order."""
+        self._require(("video",), "encode_video")
+        frames = _check_frames(frames, "encode_video")
+        clips = frames[clip_indices(len(frames), self._backbone.config.num_frames)]  # [c, T, h, w, 3]
+        pooled = []
+        with torch.inference_mode():
+            for start in range(0, len(clips), self.cfg.batch_size):
+                batch = [list(clip) for clip in clips[start:start + self.cfg.batch_size]]
+                pixels = self.processor(batch, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+                hidden = self._hidden(pixel_values=pixels.to(self.device, self._model.dtype))  # [b, t, d]
+                pooled.append(self._pool(hidden))  # [b, k, d]
+            feats = torch.cat(pooled).flatten(0, 1)  # [c, k, d] -> [c * k, d]
+        return feats.clone()
+
+    def _select_backbone(self) -> torch.nn.Module:
+        if self.model_type == "clip":
+            return self._model.vision_model
+        if self.model_type == "whisper":
+            return self._model.get_encoder()  # WhisperModel is encoder-decoder
+        return self._model
+
+    def _check_settings(self, config: PreTrainedConfig) -> None:
+        """Layer and pooling against the architecture, before any weights load."""
+        num_states = config.num_hidden_layers + 1  # embeddings output + one per layer (Whisper: encoder layers)
+        check(-num_states <= self.cfg.layer < num_states, "layer",
+              f"a hidden_states index in [{-num_states}, {num_states - 1}] for {self.cfg.model}", self.cfg.layer)
+        check(self.cfg.pooling != "cls" or _PREFIX_TOKENS[self.family] > 0, "pooling",
+              f"mean, none or tokens:K for {self.cfg.model}: a {self.model_type} model has no CLS token",
+              self.cfg.pooling)
+
+    def _require(self, families: tuple[str, ...], method: str) -> None:
+        if self.family not in families:
+            expected = sorted(t for t, f in FAMILIES.items() if f in families)
+            raise ValueError(f"{method}: {self.cfg.model} is a {self.model_type} model, which encodes "
+                             f"{_FAMILY_INPUT[self.family]}; {method} needs one of {expected}")
+
+    def _hidden(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self._backbone(**inputs, output_hidden_states=True).hidden_states[self.cfg.layer]
+
+    def _pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[b, t, d] in the model dtype -> [b, k, d] float32 on the CPU."""
+        mode, _ = parse_pooling(self.cfg.pooling)
+        if mode in ("mean", "tokens"):
+            hidden = hidden[:, _PREFIX_TOKENS[self.family]:]  # CLS summarises the patches; don't average it in
+        return pool_tokens(hidden.float(), self.cfg.pooling).cpu()
+
+    def _waveform_hidden(self, wave: np.ndarray) -> torch.Tensor:
+        """HuBERT / wav2vec2: [n] -> [1, t, d], one frame per conv-stack stride (20 ms for the base models)."""
+        if _conv_frames(wave.size, self._backbone.config) < 1:
+            raise ValueError(f"encode_audio: {wave.size} samples is shorter than one frame of {self.cfg.model}")
+        values = self.processor(wave, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt")["input_values"]
+        return self._hidden(input_values=values.to(self.device, self._model.dtype))  # [1, n] -> [1, t, d]
+
+    def _whisper_hidden(self, wave: np.ndarray) -> torch.Tensor:
+        """Whisper encoder: [n] -> [1, t, d], over 30 s chunks with each chunk's padding frames dropped."""
+        chunk = self.processor.n_samples  # the encoder only accepts full 30 s windows
+        stride = self._backbone.conv1.stride[0] * self._backbone.conv2.stride[0]
+        pieces = [wave[i:i + chunk] for i in range(0, wave.size, chunk)]
+        kept = []
+        for start in range(0, len(pieces), self.cfg.batch_size):
+            batch = pieces[start:start + self.cfg.batch_size]
+            mels = self.processor(batch, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt")["input_features"]
+            hidden = self._hidden(input_features=mels.to(self.device, self._model.dtype))  # [b, 1500, d]
+            for piece, states in zip(batch, hidden):
+                # ceil(samples / hop) mel frames, then the convs stride them: 1 s -> 100 mel -> 50 frames.
+                frames = math.ceil(math.ceil(piece.size / self.processor.hop_length) / stride)
+                kept.append(states[:frames])  # [frames, d]
+        return torch.cat(kept)[None]  # [1, t, d]
+
+    def _image_hidden(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[b, 3, H, W] -> [b, 1 + patches, d]."""
+        inputs = {"pixel_values": pixels.to(self.device, self._model.dtype)}
+        if self.model_type == "vit_mae":
+            # With mask_ratio 0 MAE still shuffles patches by random noise; ascending noise keeps them
+            # in raster order, and the features deterministic.
+            num_patches = self._backbone.embeddings.patch_embeddings.num_patches
+            noise = torch.arange(num_patches, dtype=torch.float32, device=self.device)
+            inputs["noise"] = noise.expand(len(pixels), -1)  # [b, patches]
+        return self._hidden(**inputs)
+
+
+def _check_frames(images: np.ndarray, method: str) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0 or images.dtype != np.uint8:
+        raise ValueError(f"{method}: expected uint8 RGB frames [n >= 1, h, w, 3], "
+                         f"got {images.dtype} {images.shape}")
+    return images
+
+
+def _conv_frames(num_samples: int, config: PreTrainedConfig) -> int:
+    """Frames the wav2vec2-style conv feature stack makes from num_samples (no padding)."""
+    frames = num_samples
+    for kernel, stride in zip(config.conv_kernel, config.conv_stride):
+        frames = (frames - kernel) // stride + 1
+    return frames
+
+
+# settings -> (model_fingerprint at load time, encoder)
+_LOADED: dict[tuple, tuple[str, FrozenEncoder]] = {}
+
+
+def load_encoder(cfg: EncoderConfig) -> FrozenEncoder:
+    """The encoder for `cfg`, loaded once per process and shared by every later call with equal settings.
+
+    A checkpoint rewritten in place (same path, new weights) is loaded again rather than served stale.
+    """
+    key = dataclasses.astuple(cfg)
+    fingerprint = model_fingerprint(cfg.model)
+    if key not in _LOADED or _LOADED[key][0] != fingerprint:
+        _LOADED[key] = (fingerprint, FrozenEncoder(cfg))
+    return _LOADED[key][1]
