@@ -18,6 +18,7 @@ from emoreason.encoders.clips import clip_indices
 from emoreason.encoders.config import EncoderConfig, parse_pooling
 from emoreason.encoders.fingerprint import model_fingerprint
 from emoreason.encoders.pooling import pool_tokens
+from emoreason.hf_quiet import quiet_hf_progress
 
 # transformers model_type -> family; the family fixes the inputs the model takes.
 FAMILIES: dict[str, str] = {
@@ -212,5 +213,6 @@ def load_encoder(cfg: EncoderConfig) -> FrozenEncoder:
     key = dataclasses.astuple(cfg)
     fingerprint = model_fingerprint(cfg.model)
     if key not in _LOADED or _LOADED[key][0] != fingerprint:
-        _LOADED[key] = (fingerprint, FrozenEncoder(cfg))
+        with quiet_hf_progress():
+            _LOADED[key] = (fingerprint, FrozenEncoder(cfg))
     return _LOADED[key][1]

@@ -17,6 +17,7 @@ import torch
 import transformers as tf
 
 from emoreason.constants import AUDIO_SAMPLE_RATE
+from emoreason.hf_quiet import quiet_hf_progress
 
 _TRANSFORMER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
 _VISION = dict(_TRANSFORMER, image_size=64, patch_size=16)  # 4 x 4 = 16 patches
@@ -100,8 +101,9 @@ def build_tiny(kind: str, out_dir: str | os.PathLike, seed: int = 0) -> str:
         with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG
             torch.manual_seed(seed)
             model, processor = _BUILDERS[kind]()
-        model.save_pretrained(staging)
-        processor.save_pretrained(staging)
+        with quiet_hf_progress():
+            model.save_pretrained(staging)
+            processor.save_pretrained(staging)
         if not _is_complete(target):  # else another process finished first
             if target.exists():
                 shutil.rmtree(target)  # incomplete: not written by this function
