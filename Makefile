@@ -1,6 +1,6 @@
 # `make demo` and `make test` each build .venv from pyproject.toml first (a no-op when up to date).
 VENV ?= .venv
-EXTRAS ?= dev
+EXTRAS ?= dev,train
 DEMO_DIR ?= runs/demo
 
 .PHONY: venv demo test bench clean

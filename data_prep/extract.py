@@ -1,7 +1,7 @@
-"""One sample through decode -> faces -> frozen encoders -> feature cache.
+"""One sample through the live feature path, with every result kept in the feature cache.
 
-Each modality succeeds or fails on its own: a clip without an audio track still gets its face,
-frame and video features, and the failure is returned as an issue with a reason code.
+A cached entry is reused only when its key matches: the media bytes, the encoder and its weights,
+and every setting. Each modality succeeds or fails on its own and fails with a reason code.
 """
 
 from __future__ import annotations
@@ -11,34 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from safetensors import safe_open
 
 from emoreason.data_prep.prep_config import PrepConfig
-from emoreason.constants import AUDIO_SAMPLE_RATE
-from emoreason.encoders.frozen import load_encoder, model_fingerprint
+from emoreason.encoders.frozen import model_fingerprint
 from emoreason.features.cache import FeatureCache
 from emoreason.features.hashing import file_content_hash
-from emoreason.media.audio import decode_audio
+from emoreason.features.live import Issue, MediaFeatureExtractor, audio_source, no_face_issue
 from emoreason.media.errors import MediaError
-from emoreason.media.faces import build_face_detector, crop_main_faces
-from emoreason.media.image import decode_image
-from emoreason.media.video import decode_frames
 from emoreason.schema import FaceRecord, FeatureRef, Sample
-
-VISUAL_MODALITIES = ("face", "frame", "video")
-# 25 ms at 16 kHz: the HuBERT/wav2vec2 conv stack needs at least one 20 ms frame (400 samples).
-MIN_AUDIO_SAMPLES = 400
-
-
-@dataclasses.dataclass
-class Issue:
-    modality: str
-    reason: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -53,12 +35,6 @@ class SampleResult:
         return {"id": self.sample_id, "status": self.status, "issues": [i.to_json() for i in self.issues]}
 
 
-@dataclasses.dataclass
-class _Frames:
-    frames: np.ndarray  # [n, h, w, 3] uint8
-    times: list[float]
-
-
 class SampleExtractor:
     """Computes (or finds cached) features for every configured modality of a sample."""
 
@@ -67,70 +43,43 @@ class SampleExtractor:
         self.samples_dir = Path(samples_dir)
         self.data_root = Path(data_root)
         self.cache = FeatureCache(cfg.feature_cache or self.samples_dir / "features")
-        self._detector = None
-
-    @property
-    def detector(self):
-        if self._detector is None:
-            self._detector = build_face_detector(self.cfg.faces.detector, **self.cfg.faces.detector_args)
-        return self._detector
-
-    def _settings(self, modality: str) -> dict[str, Any]:
-        enc = self.cfg.encoders[modality]
-        settings: dict[str, Any] = {"encoder": enc.settings_fingerprint()}
-        if modality == "audio":
-            settings["sample_rate"] = AUDIO_SAMPLE_RATE
-        else:
-            settings["frames"] = dataclasses.asdict(self.cfg.video)
-        if modality == "face":
-            settings["faces"] = dataclasses.asdict(self.cfg.faces)
-        return settings
+        self.live = MediaFeatureExtractor(cfg.encoders, cfg.media())
 
     def _key(self, modality: str, media_hash: str) -> str:
         enc = self.cfg.encoders[modality]
-        return self.cache.make_key(modality, media_hash, enc.model, model_fingerprint(enc.model), self._settings(modality))
+        return self.cache.make_key(modality, media_hash, enc.model, model_fingerprint(enc.model), self.live.settings(modality))
 
     def _store(self, modality: str, key: str, features: torch.Tensor, metadata: dict[str, str]) -> FeatureRef:
         self.cache.put(modality, key, features, metadata)
         return self.cache.ref(modality, key, self.cfg.encoders[modality].model, list(features.shape), self.samples_dir)
 
-    def _cached(self, modality: str, key: str) -> FeatureRef | None:
+    def _cached(self, modality: str, key: str) -> tuple[FeatureRef, dict[str, str]] | None:
+        """The entry's reference and metadata, or None when absent or unreadable (then it is recomputed)."""
         path = self.cache.path_for(modality, key)
         if not path.exists():
             return None
-        from safetensors import safe_open
-
         try:
             with safe_open(str(path), "pt") as f:
                 shape = list(f.get_slice("features").get_shape())
+                metadata = f.metadata() or {}
         except Exception:
-            return None  # unreadable entry: recompute
-        return self.cache.ref(modality, key, self.cfg.encoders[modality].model, shape, self.samples_dir)
-
-    def _cached_face_record(self, key: str) -> FaceRecord | None:
-        from safetensors import safe_open
-
-        with safe_open(str(self.cache.path_for("face", key)), "pt") as f:
-            meta = f.metadata() or {}
-        if "face_record" not in meta:
             return None
-        return FaceRecord.model_validate(json.loads(meta["face_record"]))
+        return self.cache.ref(modality, key, self.cfg.encoders[modality].model, shape, self.samples_dir), metadata
 
     def process(self, sample: Sample) -> SampleResult:
         issues: list[Issue] = []
         features: dict[str, FeatureRef] = {}
         faces: FaceRecord | None = None
         frames_decoded = 0
-        wanted = list(self.cfg.encoders)
 
-        if "audio" in wanted:
+        if "audio" in self.cfg.encoders:
             ref, issue = self._audio(sample)
             if ref is not None:
                 features["audio"] = ref
             if issue is not None:
                 issues.append(issue)
 
-        visual = [m for m in VISUAL_MODALITIES if m in wanted]
+        visual = [m for m in ("face", "frame", "video") if m in self.cfg.encoders]
         if visual:
             refs, faces, visual_issues, frames_decoded = self._visual(sample, visual)
             features.update(refs)
@@ -143,7 +92,7 @@ class SampleExtractor:
         return SampleResult(sample.id, "partial" if issues else "ok", issues, out, frames_decoded)
 
     def _audio(self, sample: Sample) -> tuple[FeatureRef | None, Issue | None]:
-        kind = "audio" if sample.media.audio else "video" if sample.media.video else None
+        kind = audio_source(sample)
         if kind is None:
             return None, Issue("audio", "no_audio", "sample has neither media.audio nor media.video")
         path = sample.media_path(kind, self.data_root)
@@ -153,32 +102,18 @@ class SampleExtractor:
             key = self._key("audio", file_content_hash(path))
             cached = self._cached("audio", key)
             if cached is not None:
-                return cached, None
-            wave = decode_audio(path, AUDIO_SAMPLE_RATE, self.cfg.audio.max_seconds)  # [n]
-            if len(wave) < MIN_AUDIO_SAMPLES:
-                raise MediaError("empty", path, f"audio of {len(wave)} samples is shorter than one encoder frame")
-            encoded = load_encoder(self.cfg.encoders["audio"]).encode_audio(wave)  # [t, d]
+                return cached[0], None
+            encoded = self.live.audio_features(path)  # [t, d]
         except MediaError as exc:
             return None, Issue("audio", exc.reason, str(exc))
         return self._store("audio", key, encoded, {"id": sample.id}), None
 
-    def _decode_visual(self, sample: Sample) -> _Frames:
-        if sample.media.video:
-            decoded = decode_frames(sample.media_path("video", self.data_root), self.cfg.video)
-            return _Frames(decoded.frames, [round(float(t), 4) for t in decoded.times])
-        image = decode_image(sample.media_path("image", self.data_root))  # [h, w, 3]
-        return _Frames(image[None], [0.0])
-
     def _visual(self, sample: Sample, modalities: list[str]):
         refs: dict[str, FeatureRef] = {}
-        issues: list[Issue] = []
         faces: FaceRecord | None = None
-        kind = "video" if sample.media.video else "image" if sample.media.image else None
-        if kind is None:
-            return refs, None, [Issue(m, "no_video", "sample has neither media.video nor media.image") for m in modalities], 0
-        if kind == "image" and "video" in modalities:
-            issues.append(Issue("video", "no_video", "a still image has no motion for the video encoder"))
-            modalities = [m for m in modalities if m != "video"]
+        kind, modalities, issues = self.live.visual_plan(sample, modalities)
+        if not modalities:
+            return refs, None, issues, 0
         path = sample.media_path(kind, self.data_root)
         if not path.is_file():
             err = MediaError("missing_file", path)
@@ -190,38 +125,27 @@ class SampleExtractor:
         for m in modalities:
             cached = self._cached(m, keys[m])
             if cached is not None and m == "face":
-                faces = self._cached_face_record(keys[m])
+                # The face record travels in the entry's metadata, so a cache hit still knows which frames had faces.
+                faces = FaceRecord.model_validate(json.loads(cached[1]["face_record"])) if "face_record" in cached[1] else None
                 cached = cached if faces is not None else None
             if cached is None:
                 todo.append(m)
             else:
-                refs[m] = cached
+                refs[m] = cached[0]
         if not todo:
             return refs, faces, issues, 0
 
         try:
-            decoded = self._decode_visual(sample)
+            decoded = self.live.decode_visual(path, kind)
         except MediaError as exc:
             return refs, faces, issues + [Issue(m, exc.reason, str(exc)) for m in todo], 0
         for m in todo:
             if m == "face":
-                faces, issue = self._faces(sample, decoded, keys["face"], refs)
-                if issue is not None:
-                    issues.append(issue)
-                continue
-            encoder = load_encoder(self.cfg.encoders[m])
-            if m == "video":
-                encoded = encoder.encode_video(decoded.frames)  # [t, d]
+                encoded, faces = self.live.face_features(decoded)
+                if encoded is None:
+                    issues.append(no_face_issue(faces))
+                    continue
+                refs["face"] = self._store("face", keys["face"], encoded, {"id": sample.id, "face_record": faces.model_dump_json()})
             else:
-                encoded = encoder.encode_images(decoded.frames).flatten(0, 1)  # [n * tokens, d]
-            refs[m] = self._store(m, keys[m], encoded, {"id": sample.id})
+                refs[m] = self._store(m, keys[m], self.live.frame_or_video_features(decoded, m), {"id": sample.id})
         return refs, faces, issues, len(decoded.frames)
-
-    def _faces(self, sample: Sample, decoded: _Frames, key: str, refs: dict[str, FeatureRef]):
-        crops, missing = crop_main_faces(decoded.frames, self.detector, self.cfg.faces.margin, self.cfg.faces.size)
-        record = FaceRecord(frame_times=decoded.times, missing=missing)
-        if len(crops) == 0:
-            return record, Issue("face", "no_face", f"no face found in any of {len(decoded.times)} sampled frames")
-        encoded = load_encoder(self.cfg.encoders["face"]).encode_images(crops).flatten(0, 1)  # [k * tokens, d]
-        refs["face"] = self._store("face", key, encoded, {"id": sample.id, "face_record": record.model_dump_json()})
-        return record, None

@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from emoreason.config import check
 from emoreason.constants import MODALITIES
 from emoreason.encoders.config import EncoderConfig
+from emoreason.features.media_config import AudioDecodeConfig, FaceCropConfig, MediaConfig
 from emoreason.media.video import FrameSampling
-
-
-@dataclasses.dataclass
-class FaceCropConfig:
-    detector: str = "haar"
-    """'haar' (OpenCV's shipped cascade) or 'package.module:Class' for a plug-in detector."""
-    detector_args: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Keyword arguments for the detector's constructor."""
-    margin: float = 0.2
-    """Fraction of the face box added on each side before cropping."""
-    size: int = 112
-    """Side of the square face crop, in pixels."""
-
-    def __post_init__(self) -> None:
-        check(0 <= self.margin <= 2, "margin", "a number in [0, 2]", self.margin)
-        check(self.size >= 16, "size", "an integer >= 16", self.size)
-
-
-@dataclasses.dataclass
-class AudioDecodeConfig:
-    max_seconds: float | None = 120.0
-    """Audio longer than this is reported as too_long instead of filling memory."""
-
-    def __post_init__(self) -> None:
-        check(self.max_seconds is None or self.max_seconds > 0, "max_seconds", "null or a positive number", self.max_seconds)
 
 
 @dataclasses.dataclass
@@ -50,6 +25,8 @@ class PrepConfig:
     """Feature cache folder, shareable between runs; defaults to <output_dir>/features."""
     workers: int = 1
     """Worker processes; 1 runs in this process."""
+    threads_per_worker: int | None = None
+    """Torch/OpenCV threads per worker; None shares the machine's cores evenly among the workers."""
     video: FrameSampling = dataclasses.field(default_factory=FrameSampling)
     audio: AudioDecodeConfig = dataclasses.field(default_factory=AudioDecodeConfig)
     faces: FaceCropConfig = dataclasses.field(default_factory=FaceCropConfig)
@@ -65,3 +42,7 @@ class PrepConfig:
         for modality in self.required_modalities:
             check(modality in self.encoders, "required_modalities", f"modalities that have an encoder ({sorted(self.encoders)})", modality)
         check(self.workers >= 1, "workers", "an integer >= 1", self.workers)
+        check(self.threads_per_worker is None or self.threads_per_worker >= 1, "threads_per_worker", "null or an integer >= 1", self.threads_per_worker)
+
+    def media(self) -> MediaConfig:
+        return MediaConfig(video=self.video, audio=self.audio, faces=self.faces)

@@ -23,6 +23,7 @@ from emoreason.data_prep.extract import SampleExtractor, SampleResult
 from emoreason.data_prep.manifest import read_prep_input
 from emoreason.data_prep.prep_config import PrepConfig
 from emoreason.data_prep.report import PrepReport
+from emoreason.features.live import Issue
 from emoreason.jsonl import JsonlAppender, read_complete_records
 from emoreason.schema import Sample, SchemaError
 
@@ -33,19 +34,19 @@ REPORT_FILE = "report.json"
 _worker_extractor: SampleExtractor | None = None
 
 
-def _set_threads(workers: int) -> None:
-    # Each worker gets its share of the cores; more threads than cores only adds contention.
+def _set_threads(cfg: PrepConfig) -> None:
+    # By default each worker gets its share of the cores; more threads than cores only adds contention.
     import cv2
     import torch
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // cfg.workers)
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
 
 
 def _worker_init(cfg: PrepConfig, samples_dir: str, data_root: str) -> None:
     global _worker_extractor
-    _set_threads(cfg.workers)
+    _set_threads(cfg)
     _worker_extractor = SampleExtractor(cfg, samples_dir, data_root)
 
 
@@ -54,8 +55,6 @@ def _worker_process(sample_json: dict[str, Any]) -> SampleResult:
 
 
 def _safe_process(extractor: SampleExtractor, sample: Sample) -> SampleResult:
-    from emoreason.data_prep.extract import Issue
-
     try:
         return extractor.process(sample)
     except Exception as exc:  # one bad clip must never stop the batch
@@ -69,17 +68,17 @@ def resolve_paths(cfg: PrepConfig) -> tuple[Path, Path]:
 
 
 def _run_in_process(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_root: Path) -> Iterator[SampleResult]:
-    _set_threads(1)
+    _set_threads(cfg)
     extractor = SampleExtractor(cfg, out_dir, data_root)
     for sample in pending:
         yield _safe_process(extractor, sample)
 
 
 def _run_in_pool(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_root: Path) -> Iterator[SampleResult]:
-    from emoreason.data_prep.extract import Issue
-
-    # spawn, not fork: forking a process that already imported torch and OpenCV can deadlock their thread pools.
-    ctx = multiprocessing.get_context("spawn")
+    # forkserver, not fork: forking a process whose torch/OpenCV thread pools are running can deadlock.
+    # The server imports the heavy modules once, so each worker starts as a cheap fork of it.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["emoreason.data_prep.extract"])
     queue = list(reversed(pending))
     crashes: dict[str, int] = {}
     while queue:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Creates the project virtualenv from the project's own files; re-running is cheap when nothing changed.
 #   VENV    where to put it (default .venv)
-#   EXTRAS  pyproject extras to install (default dev)
+#   EXTRAS  pyproject extras to install (default dev,train)
 #   PYTHON  interpreter to build it from (default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-dev}
+EXTRAS=${EXTRAS:-dev,train}
 PYTHON=${PYTHON:-python3}
 
 stamp="$VENV/.emoreason-installed"
