@@ -1,0 +1,154 @@
+"""Face detection and cropping behind a small detector interface.
+
+The default detector is OpenCV's Haar cascade, which ships inside the OpenCV wheel and so works
+offline. A stronger detector (RetinaFace, MediaPipe, ...) plugs in by name as
+"package.module:ClassName": any class with `detect(frame) -> list[Box]` will do.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in pixel coordinates of the frame it was found in."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+    @property
+    def area(self) -> float:
+        return self.w * self.h
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        """Faces in an RGB uint8 frame [h, w, 3], in no particular order."""
+        ...
+
+
+class HaarFaceDetector:
+    """OpenCV's Viola-Jones cascade: fast on CPU, frontal faces only."""
+
+    def __init__(
+        self,
+        cascade: str = DEFAULT_CASCADE,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_size_frac: float = 0.1,
+    ):
+        if scale_factor <= 1.0:
+            raise ValueError(f"scale_factor must be > 1, got {scale_factor}")
+        if not 0.0 <= min_size_frac < 1.0:
+            raise ValueError(f"min_size_frac must be in [0, 1), got {min_size_frac}")
+        path = cascade if os.path.isfile(cascade) else os.path.join(cv2.data.haarcascades, cascade)
+        self._cascade = cv2.CascadeClassifier(path)
+        # CascadeClassifier does not raise on a bad path; it loads nothing.
+        if self._cascade.empty():
+            raise ValueError(f"cannot load Haar cascade {path!r}")
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size_frac = min_size_frac
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        gray = cv2.cvtColor(_check_frame(frame), cv2.COLOR_RGB2GRAY)  # [h, w]
+        side = int(self.min_size_frac * min(gray.shape))
+        rects, _, weights = self._cascade.detectMultiScale3(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(side, side),
+            outputRejectLevels=True,
+        )
+        scores = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if len(scores) != len(rects):
+            # Older OpenCV builds return no level weights; a larger box is the surer face then.
+            scores = np.array([float(w * h) for _, _, w, h in rects])
+        return [Box(float(x), float(y), float(w), float(h), float(s)) for (x, y, w, h), s in zip(rects, scores)]
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 frame [h, w, 3], got {frame.dtype} {frame.shape}")
+    return frame
+
+
+def build_face_detector(name: str, **kwargs: Any) -> FaceDetector:
+    """"haar" for the built-in cascade, or "package.module:ClassName" for a plug-in class."""
+    if name == "haar":
+        return HaarFaceDetector(**kwargs)
+    if ":" not in name:
+        raise ValueError(f"unknown face detector {name!r}: expected 'haar' or 'package.module:ClassName'")
+    module_name, _, class_name = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import face detector module {module_name!r} (from {name!r}): {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"face detector module {module_name!r} has no attribute {class_name!r}")
+    detector = cls(**kwargs)
+    if not isinstance(detector, FaceDetector):
+        raise ValueError(f"face detector {name!r} has no detect(frame) method")
+    return detector
+
+
+def main_face(boxes: list[Box]) -> Box | None:
+    """The largest face (ties go to the higher score): in a clip that is usually the speaker."""
+    return max(boxes, key=lambda b: (b.area, b.score), default=None)
+
+
+def crop_face(frame: np.ndarray, box: Box, margin: float, size: int) -> np.ndarray:
+    """A size x size RGB crop of the square around `box`, grown by `margin` of its side on each side.
+
+    Parts of the square outside the frame are zero, so a face at the border stays centred.
+    """
+    frame = _check_frame(frame)  # [h, w, 3]
+    if size <= 0 or margin < 0:
+        raise ValueError(f"expected size > 0 and margin >= 0, got size={size}, margin={margin}")
+    side = max(1, round(max(box.w, box.h) * (1 + 2 * margin)))
+    x0 = round(box.x + box.w / 2 - side / 2)
+    y0 = round(box.y + box.h / 2 - side / 2)
+    square = np.zeros((side, side, 3), dtype=np.uint8)  # [side, side, 3]
+    h, w = frame.shape[:2]
+    fx0, fy0 = max(x0, 0), max(y0, 0)
+    fx1, fy1 = min(x0 + side, w), min(y0 + side, h)
+    if fx1 > fx0 and fy1 > fy0:
+        square[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)  # [size, size, 3]
+
+
+def crop_main_faces(
+    frames: np.ndarray, detector: FaceDetector, margin: float, size: int
+) -> tuple[np.ndarray, list[int]]:
+    """One main-face crop per frame that has a face [k, size, size, 3], and the frames without one.
+
+    A frame without a face is recorded in `missing`, not fatal: a speaker turning away for a
+    moment should not cost the whole clip.
+    """
+    if frames.ndim != 4:
+        raise ValueError(f"expected frames [n, h, w, 3], got shape {frames.shape}")
+    crops: list[np.ndarray] = []
+    missing: list[int] = []
+    for i, frame in enumerate(frames):
+        box = main_face(detector.detect(frame))
+        if box is None:
+            missing.append(i)
+        else:
+            crops.append(crop_face(frame, box, margin, size))
+    out = np.stack(crops) if crops else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return out, missing
