@@ -84,6 +84,7 @@ def _run_in_pool(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_roo
     while queue:
         with cf.ProcessPoolExecutor(cfg.workers, ctx, _worker_init, (cfg, str(out_dir), str(data_root))) as pool:
             in_flight: dict[cf.Future, Sample] = {}
+            completed = 0
             try:
                 while queue or in_flight:
                     # A bounded window keeps memory flat on 100k-sample inputs.
@@ -93,8 +94,16 @@ def _run_in_pool(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_roo
                     done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                     for future in done:
                         sample = in_flight.pop(future)
-                        yield future.result()
+                        result = future.result()
+                        completed += 1
+                        yield result
             except cf.process.BrokenProcessPool:
+                if not completed:
+                    raise RuntimeError(
+                        "prep worker processes died before finishing any sample. If you call run_prep from "
+                        "a script, put the call under `if __name__ == '__main__':` (workers re-import the "
+                        "main module), or set workers=1."
+                    ) from None
                 # A decoder crashed a worker; we cannot tell which sample did it, so each
                 # in-flight sample gets one more try and fails after its second crash.
                 for sample in in_flight.values():

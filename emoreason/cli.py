@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("emoreason.data_prep.convert_cli", "convert a public annotation format into schema JSONL"),
     "instruct": ("emoreason.data_prep.instruct_cli", "build instruction conversations from labelled samples"),
     "synth": ("emoreason.data_prep.synthetic", "generate the synthetic emotion video data set"),
+    "train": ("emoreason.train.run", "align projectors or LoRA-tune the emotion LM (resumable)"),
     "demo": ("emoreason.demo", "run the end-to-end demo on the embedded default"),
 }
 

@@ -16,3 +16,10 @@ IGNORE_INDEX = -100
 
 # Every audio encoder in the HuBERT / wav2vec2 / Whisper family expects 16 kHz mono.
 AUDIO_SAMPLE_RATE = 16_000
+
+# AffectGPT-style pre-fusion tokens (audio and video fused before the LLM) sit at this placeholder.
+FUSION_TOKEN = "<fusion>"
+
+# Positions in a sequence are tagged 0 for text and by this index for each media kind, so the model
+# knows where each modality's projected tokens go without adding placeholder tokens to the vocabulary.
+MEDIA_INDEX: dict[str, int] = {"audio": 1, "face": 2, "video": 3, "frame": 4, "fusion": 5}

@@ -1,0 +1,1 @@
+"""The multimodal emotion LM: projectors, placeholder expansion, the fused model, save/load."""

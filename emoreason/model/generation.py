@@ -1,0 +1,59 @@
+"""Greedy or sampled answers from EmotionLM for a batch of prompts (left-padded)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from emoreason.model.features import collate_features
+from emoreason.model.modeling import EmotionLM
+from emoreason.model.processor import EmotionProcessor
+
+
+def prompt_turns(turns: Sequence[Any]) -> list[Any]:
+    """The conversation up to (not including) its final assistant answer."""
+    turns = list(turns)
+    while turns and (turns[-1]["role"] if isinstance(turns[-1], Mapping) else turns[-1].role) == "assistant":
+        turns.pop()
+    return turns
+
+
+def collate_prompts(processor: EmotionProcessor, prompts: Sequence[tuple[Sequence[Any], Mapping[str, torch.Tensor]]]) -> dict:
+    """Left-pad (turns, features) prompts so every row's last token is where generation starts."""
+    encoded = [processor.encode(turns, {m: f.shape[0] for m, f in feats.items()}, generation_prompt=True) for turns, feats in prompts]
+    longest = max(len(e) for e in encoded)
+    rows = [longest - len(e) for e in encoded]
+    return {
+        "input_ids": torch.tensor([[processor.pad_id] * p + e.input_ids for p, e in zip(rows, encoded)]),  # [b, s]
+        "media_ids": torch.tensor([[0] * p + e.media_ids for p, e in zip(rows, encoded)]),  # [b, s]
+        "attention_mask": torch.tensor([[0] * p + [1] * len(e) for p, e in zip(rows, encoded)]),  # [b, s]
+        "features": collate_features([feats for _, feats in prompts]),
+    }
+
+
+@torch.no_grad()
+def generate_texts(
+    model: EmotionLM,
+    processor: EmotionProcessor,
+    prompts: Sequence[tuple[Sequence[Any], Mapping[str, torch.Tensor]]],
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    **generate_kwargs,
+) -> list[str]:
+    """Answer text per (turns, features) prompt; greedy unless do_sample=True is passed."""
+    tokenizer = processor.tokenizer
+    kwargs = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": processor.pad_id, "eos_token_id": tokenizer.eos_token_id}
+    kwargs |= generate_kwargs
+    model.eval()
+    out: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = collate_prompts(processor, prompts[start : start + batch_size])
+        device = model.device
+        features = {m: (x.to(device), mask.to(device)) for m, (x, mask) in batch["features"].items()}
+        new_tokens = model.generate(
+            batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["media_ids"].to(device), features, **kwargs
+        )
+        out += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return [text.strip() for text in out]

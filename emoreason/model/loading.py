@@ -1,0 +1,174 @@
+"""Build an EmotionLM from a ModelConfig, and save/load the whole model as one directory.
+
+    model_dir/
+      emoreason_model.json     config (LLM id, encoder ids, projector specs, prompt), feature widths
+      projectors.safetensors   projector (and pre-fusion) weights
+      adapter/                 the LoRA adapter in peft format (absent for projector-only models)
+      tokenizer/               the LLM tokenizer with its chat template
+
+The LLM's base weights are referenced by id or path, not copied; `emoreason export` merges them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from emoreason.atomic import atomic_path, write_text_atomic
+from emoreason.config import config_from_dict, config_to_dict
+from emoreason.hf_quiet import quiet_hf_progress
+from emoreason.model.config import ModelConfig, encoder_hidden_size
+from emoreason.model.modeling import EmotionLM
+from emoreason.model.processor import EmotionProcessor
+
+MODEL_FILE = "emoreason_model.json"
+PROJECTORS_FILE = "projectors.safetensors"
+ADAPTER_DIR = "adapter"
+TOKENIZER_DIR = "tokenizer"
+FORMAT_VERSION = 1
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def make_processor(model: EmotionLM, tokenizer) -> EmotionProcessor:
+    fusion = model.model_config.prefusion
+    return EmotionProcessor(
+        tokenizer,
+        model.num_media_tokens,
+        system_prompt=model.model_config.system_prompt,
+        max_length=model.model_config.max_length,
+        fusion_modalities=fusion.modalities if fusion.enabled else (),
+        fusion_tokens=fusion.num_tokens if fusion.enabled else 0,
+    )
+
+
+def _load_llm(config: ModelConfig):
+    from transformers import AutoModelForCausalLM
+
+    with quiet_hf_progress():
+        llm = AutoModelForCausalLM.from_pretrained(config.llm, dtype=_DTYPES[config.dtype], trust_remote_code=config.trust_remote_code)
+    return llm.requires_grad_(False)
+
+
+def _load_tokenizer(source: str | os.PathLike, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+
+
+def build_model(config: ModelConfig, seed: int | None = None) -> tuple[EmotionLM, EmotionProcessor]:
+    """A fresh model: pretrained LLM (frozen) + new LoRA adapter + freshly initialised projectors."""
+    from peft import LoraConfig, get_peft_model
+
+    llm = _load_llm(config)
+    if config.lora is not None:
+        lora = config.lora
+        llm = get_peft_model(
+            llm,
+            LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"),
+        )
+    dims = {m: encoder_hidden_size(config.encoders[m].model, config.encoders[m].trust_remote_code) for m in config.modalities}
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = EmotionLM(config, llm, dims).to(_DTYPES[config.dtype])
+    return model, make_processor(model, _load_tokenizer(config.llm, config.trust_remote_code))
+
+
+def save_model(model: EmotionLM, processor: EmotionProcessor, out_dir: str | os.PathLike, state_dict: dict | None = None) -> Path:
+    """Write the model files into out_dir, each one atomically; other files there are left alone.
+
+    state_dict: a consolidated full state dict (DeepSpeed ZeRO-3 gathers one); default the model's.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = state_dict if state_dict is not None else model.state_dict()
+    meta = {"format_version": FORMAT_VERSION, "config": config_to_dict(model.model_config), "feature_dims": model.feature_dims}
+    write_text_atomic(out_dir / MODEL_FILE, json.dumps(meta, indent=2) + "\n")
+    own = {k: v.detach().contiguous().cpu() for k, v in state.items() if not k.startswith("llm.")}
+    with atomic_path(out_dir / PROJECTORS_FILE) as tmp:
+        save_file(own, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
+    if model.model_config.lora is not None:
+        adapter_state = {k[len("llm.") :]: v for k, v in state.items() if k.startswith("llm.")}
+        with _replace_dir(out_dir / ADAPTER_DIR) as staging, quiet_hf_progress():
+            model.llm.save_pretrained(str(staging), state_dict=_peft_state(model.llm, adapter_state))
+    with _replace_dir(out_dir / TOKENIZER_DIR) as staging:
+        processor.tokenizer.save_pretrained(str(staging))
+    return out_dir
+
+
+def _peft_state(llm, full_llm_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(llm, state_dict=full_llm_state)
+
+
+@contextlib.contextmanager
+def _replace_dir(target: Path):
+    """Yield a staging folder that replaces `target` when the block succeeds."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_trainable_state(model: EmotionLM, model_dir: str | os.PathLike) -> None:
+    """Load saved projector and LoRA weights into an already built model (resuming a run)."""
+    from peft import set_peft_model_state_dict
+
+    model_dir = Path(model_dir)
+    _load_own_state(model, model_dir / PROJECTORS_FILE)
+    if model.model_config.lora is not None:
+        adapter = load_file(str(model_dir / ADAPTER_DIR / "adapter_model.safetensors"))
+        result = set_peft_model_state_dict(model.llm, adapter)
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"{model_dir / ADAPTER_DIR}: unexpected adapter weights {result.unexpected_keys[:5]}")
+
+
+def _load_own_state(model: EmotionLM, path: Path) -> None:
+    state = load_file(str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("llm.")]
+    if missing or unexpected:
+        raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
+
+
+def read_model_config(model_dir: str | os.PathLike) -> tuple[ModelConfig, dict[str, int]]:
+    path = Path(model_dir) / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{model_dir} is not an emoreason model directory: {MODEL_FILE} is missing")
+    meta = json.loads(path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {meta.get('format_version')!r}, this emoreason reads {FORMAT_VERSION}")
+    return config_from_dict(ModelConfig, meta["config"], str(path)), {k: int(v) for k, v in meta["feature_dims"].items()}
+
+
+def load_model(model_dir: str | os.PathLike, trainable: bool = False) -> tuple[EmotionLM, EmotionProcessor]:
+    """Reload a saved model; with trainable=True its LoRA and projectors can be trained further."""
+    from peft import PeftModel
+
+    model_dir = Path(model_dir)
+    config, dims = read_model_config(model_dir)
+    llm = _load_llm(config)
+    if config.lora is not None:
+        with quiet_hf_progress():
+            llm = PeftModel.from_pretrained(llm, str(model_dir / ADAPTER_DIR), is_trainable=trainable)
+    model = EmotionLM(config, llm, dims).to(_DTYPES[config.dtype])
+    _load_own_state(model, model_dir / PROJECTORS_FILE)
+    model.requires_grad_(False)
+    if trainable:
+        for name, param in model.named_parameters():
+            param.requires_grad = not name.startswith("llm.") or "lora_" in name
+    tokenizer_dir = model_dir / TOKENIZER_DIR
+    tokenizer = _load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else config.llm, config.trust_remote_code)
+    return model, make_processor(model, tokenizer)

@@ -1,0 +1,114 @@
+"""EmotionLM: per-modality projectors spliced into a (LoRA-tuned) causal LM.
+
+Notation: b batch, s sequence length, t feature tokens, d encoder width, D LLM hidden size.
+
+The processor has already expanded each placeholder into the exact number of positions its
+projector emits and tagged them in `media_ids`; `embed` projects the features and writes them into
+the text embeddings with one masked_scatter per modality (torchtune's fusion pattern). A count
+mismatch raises, naming the modality and both numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from emoreason.constants import MEDIA_INDEX
+from emoreason.model.config import ModelConfig
+from emoreason.model.prefusion import PreFusion
+from emoreason.model.projectors import build_projector
+
+Features = Mapping[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ([b, t, d], mask [b, t])
+
+
+class EmotionLM(nn.Module):
+    def __init__(self, config: ModelConfig, llm: nn.Module, feature_dims: Mapping[str, int]):
+        super().__init__()
+        self.model_config = config
+        self.llm = llm
+        self.feature_dims = dict(feature_dims)
+        hidden = self.llm_config.hidden_size
+        self.projectors = nn.ModuleDict({m: build_projector(config.projectors[m], feature_dims[m], hidden) for m in config.modalities})
+        self.prefusion = PreFusion(config.prefusion, hidden) if config.prefusion.enabled else None
+
+    @property
+    def llm_config(self):
+        return self.llm.config.get_text_config() if hasattr(self.llm.config, "get_text_config") else self.llm.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.projectors.parameters()).device
+
+    def num_media_tokens(self, modality: str, num_feature_tokens: int) -> int:
+        """Positions the processor must reserve for `num_feature_tokens` features of `modality`."""
+        return self.projectors[modality].num_output_tokens(num_feature_tokens)
+
+    def project(self, features: Features) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """modality -> (tokens [b, t', D], mask [b, t']); adds 'fusion' when pre-fusion is on."""
+        dtype = next(self.projectors.parameters()).dtype
+        projected = {m: self.projectors[m](x.to(dtype), mask) for m, (x, mask) in features.items() if m in self.projectors}
+        unknown = set(features) - set(self.projectors)
+        if unknown:
+            raise ValueError(f"features for {sorted(unknown)} but the model has projectors only for {sorted(self.projectors)}")
+        if self.prefusion is not None and all(m in projected for m in self.prefusion.modalities):
+            projected["fusion"] = self.prefusion({m: projected[m] for m in self.prefusion.modalities})
+        return projected
+
+    def embed(self, input_ids: torch.Tensor, media_ids: torch.Tensor, features: Features | None) -> torch.Tensor:
+        """Text embeddings [b, s, D] with every media position replaced by its projected feature token."""
+        embeds = self.llm.get_input_embeddings()(input_ids)  # [b, s, D]
+        projected = self.project(features) if features else {}
+        for media, index in MEDIA_INDEX.items():
+            positions = media_ids == index  # [b, s]
+            num_positions = int(positions.sum())
+            if media not in projected:
+                if num_positions:
+                    raise ValueError(f"{media}: {num_positions} placeholder positions but no {media} features were given")
+                continue
+            tokens, mask = projected[media]
+            values = tokens[mask]  # [n, D], row-major like the positions
+            if num_positions != values.shape[0]:
+                raise ValueError(
+                    f"{media}: {num_positions} placeholder positions but {values.shape[0]} projected feature tokens"
+                )
+            embeds = embeds.masked_scatter(positions.unsqueeze(-1), values.to(embeds.dtype))
+        return embeds
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        media_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        features: Features | None = None,
+    ):
+        embeds = self.embed(input_ids, media_ids, features)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask, media_ids, features: Features | None = None, **generate_kwargs) -> torch.Tensor:
+        """New token ids [b, n] (the prompt is not repeated)."""
+        embeds = self.embed(input_ids, media_ids, features)
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        # Trainer calls this on the model it trains; checkpointing lives in the LLM's layers.
+        kwargs = {"use_reentrant": False} | (gradient_checkpointing_kwargs or {})
+        self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    def trainable_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def save_pretrained(self, out_dir, processor) -> None:
+        from emoreason.model.loading import save_model
+
+        save_model(self, processor, out_dir)
+
+    @classmethod
+    def from_pretrained(cls, model_dir, trainable: bool = False):
+        """(model, processor) from a directory written by save_pretrained."""
+        from emoreason.model.loading import load_model
+
+        return load_model(model_dir, trainable)

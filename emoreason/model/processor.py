@@ -1,0 +1,160 @@
+"""Conversations + features -> token ids, media position tags and labels.
+
+Placeholders are expanded here, before collation, never in `forward` (HF Llava's processor-side
+expansion): `<audio>` becomes exactly as many positions as the audio projector emits for this
+sample, so the model never changes a sequence's length. Those positions hold the pad id and are
+tagged in `media_ids` with the modality's index (emoreason.constants.MEDIA_INDEX); placeholder
+strings never reach the tokenizer, so the LLM's vocabulary and output head stay untouched.
+
+Labels come from token spans: each chat-template segment (prompt or answer) is tokenized on its
+own and only assistant answers are labelled; prompt, media and padding positions get IGNORE_INDEX.
+A modality the sample lacks has its placeholder removed from the prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from emoreason.constants import FUSION_TOKEN, IGNORE_INDEX, MEDIA_INDEX, PLACEHOLDER_TOKENS
+
+PLACEHOLDER_TO_MEDIA = {token: m for m, token in PLACEHOLDER_TOKENS.items()} | {FUSION_TOKEN: "fusion"}
+_PLACEHOLDER_RE = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDER_TO_MEDIA) + ")")
+
+
+@dataclasses.dataclass
+class EncodedConversation:
+    input_ids: list[int]
+    media_ids: list[int]  # 0 for text, MEDIA_INDEX[m] where modality m's tokens go
+    labels: list[int]  # IGNORE_INDEX except on assistant answers
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def _turn_dict(turn: Any) -> dict[str, str]:
+    if isinstance(turn, Mapping):
+        return {"role": turn["role"], "content": turn["content"]}
+    return {"role": turn.role, "content": turn.content}
+
+
+def drop_placeholders(text: str, keep: set[str]) -> str:
+    """Remove placeholders of media not in `keep`, with the whitespace around them."""
+
+    def replace(match: re.Match) -> str:
+        return match.group(0) if PLACEHOLDER_TO_MEDIA[match.group(1)] in keep else " "
+
+    return re.sub(r"\s*" + _PLACEHOLDER_RE.pattern + r"\s*", replace, text).strip()
+
+
+class EmotionProcessor:
+    """Owns the tokenizer and the rule for how many positions each modality's features take."""
+
+    def __init__(
+        self,
+        tokenizer,
+        count_tokens: Callable[[str, int], int],
+        system_prompt: str | None = None,
+        max_length: int = 1024,
+        fusion_modalities: Sequence[str] = (),
+        fusion_tokens: int = 0,
+    ):
+        """count_tokens(modality, num_feature_tokens) -> positions its projector emits."""
+        if tokenizer.chat_template is None:
+            raise ValueError("the LLM's tokenizer has no chat template; emoreason builds prompts with it")
+        self.tokenizer = tokenizer
+        self.count_tokens = count_tokens
+        self.system_prompt = system_prompt
+        self.max_length = max_length
+        self.fusion_modalities = list(fusion_modalities)
+        self.fusion_tokens = fusion_tokens
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def _messages(self, turns: Sequence[Any], present: set[str]) -> list[dict[str, str]]:
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        turns = [_turn_dict(t) for t in turns]
+        written = {PLACEHOLDER_TO_MEDIA[p] for t in turns for p in _PLACEHOLDER_RE.findall(t["content"])}
+        # Media without a placeholder anywhere goes in front of the first user turn (chat clients
+        # attach media without writing placeholders).
+        unplaced = " ".join(PLACEHOLDER_TOKENS[m] for m in PLACEHOLDER_TOKENS if m in present and m not in written)
+        first_user = True
+        for turn in turns:
+            content = drop_placeholders(turn["content"], present)
+            if turn["role"] == "user" and first_user:
+                content = self._add_fusion(f"{unplaced} {content}".strip() if unplaced else content, present)
+                first_user = False
+            messages.append({"role": turn["role"], "content": content})
+        return messages
+
+    def _add_fusion(self, content: str, present: set[str]) -> str:
+        # The fused token follows the media it fuses, once, in the first user turn.
+        if not self.fusion_tokens or not all(m in present for m in self.fusion_modalities):
+            return content
+        last = max((content.rfind(PLACEHOLDER_TOKENS[m]) + len(PLACEHOLDER_TOKENS[m]) for m in self.fusion_modalities), default=0)
+        return content[:last] + " " + FUSION_TOKEN + content[last:]
+
+    def _render(self, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+    def _segments(self, messages: list[dict[str, str]], generation_prompt: bool) -> list[tuple[str, bool]]:
+        """(text, is_answer) pieces whose concatenation is the rendered conversation."""
+        segments: list[tuple[str, bool]] = []
+        done = ""
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            prompt = self._render(messages[:i], generation_prompt=True)
+            full = self._render(messages[: i + 1], generation_prompt=False)
+            if not (prompt.startswith(done) and full.startswith(prompt)):
+                raise ValueError("the chat template does not render conversations prefix by prefix; cannot locate answers")
+            segments += [(prompt[len(done) :], False), (full[len(prompt) :], True)]
+            done = full
+        if generation_prompt or not segments:
+            tail = self._render(messages, generation_prompt=generation_prompt)
+            if not tail.startswith(done):
+                raise ValueError("the chat template does not render conversations prefix by prefix")
+            if len(tail) > len(done):
+                segments.append((tail[len(done) :], False))
+        return segments
+
+    def encode(self, turns: Sequence[Any], feature_lengths: Mapping[str, int], generation_prompt: bool = False) -> EncodedConversation:
+        """Tokens for `turns`; feature_lengths maps each modality the sample has to its feature token count.
+
+        With generation_prompt=True the conversation should end on a user turn; the result is the
+        prompt to generate from (all labels ignored).
+        """
+        present = {m for m, n in feature_lengths.items() if n > 0}
+        counts = {m: self.count_tokens(m, n) for m, n in feature_lengths.items() if n > 0}
+        if self.fusion_tokens and all(m in present for m in self.fusion_modalities):
+            counts["fusion"] = self.fusion_tokens
+            present.add("fusion")
+        messages = self._messages(turns, present)
+        out = EncodedConversation([], [], [])
+        seen: set[str] = set()
+        for text, is_answer in self._segments(messages, generation_prompt):
+            for piece in _PLACEHOLDER_RE.split(text):
+                if not piece:
+                    continue
+                media = PLACEHOLDER_TO_MEDIA.get(piece)
+                if media is None:
+                    ids = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
+                    out.input_ids += ids
+                    out.media_ids += [0] * len(ids)
+                    out.labels += ids if is_answer else [IGNORE_INDEX] * len(ids)
+                    continue
+                if is_answer:
+                    raise ValueError(f"placeholder {piece} in an assistant answer; media goes in user turns")
+                if media in seen:
+                    raise ValueError(f"placeholder {piece} appears twice; each sample has one {media} input")
+                seen.add(media)
+                out.input_ids += [self.pad_id] * counts[media]
+                out.media_ids += [MEDIA_INDEX[media]] * counts[media]
+                out.labels += [IGNORE_INDEX] * counts[media]
+        missing = present - seen
+        if missing:
+            raise ValueError(f"features given for {sorted(missing)} but the conversation has no user turn to place them in")
+        if len(out) > self.max_length:
+            raise ValueError(f"conversation is {len(out)} tokens with media, over max_length={self.max_length}")
+        return out

@@ -1,0 +1,106 @@
+"""TrainConfig: the model, the data, and the optimisation; one YAML per recipe in configs/train/."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from emoreason.config import ConfigError, check, load_config
+from emoreason.constants import MODALITIES
+from emoreason.model.config import ModelConfig, check_against_checkpoints
+
+STAGES = ("align", "instruct")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    train: str
+    """Samples JSONL written by `emoreason prep` (features referenced) or with media for the live path."""
+    eval: str | None = None
+    """Held-out samples for eval loss."""
+    feature_source: str = "cache"
+    """'cache' reads prep's fp16 features (fast); 'live' decodes media and runs the encoders each step."""
+    data_root: str | None = None
+    """Media root for the live path; defaults to the samples file's folder."""
+    modality_dropout: float = 0.0
+    """Chance to drop each modality of a training sample (its placeholder goes too); one always stays."""
+    task: str = "auto"
+    """Conversation to train on when a sample has none: 'recognition', 'caption' or 'auto' (align->caption)."""
+    labels: list[str] = dataclasses.field(default_factory=list)
+    """Closed label set offered in recognition prompts; empty = the labels found in the training data."""
+
+    def __post_init__(self) -> None:
+        check(self.feature_source in ("cache", "live"), "feature_source", "'cache' or 'live'", self.feature_source)
+        check(0 <= self.modality_dropout < 1, "modality_dropout", "a number in [0, 1)", self.modality_dropout)
+        check(self.task in ("auto", "recognition", "caption"), "task", "'auto', 'recognition' or 'caption'", self.task)
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    output_dir: str
+    """Checkpoints and the final model directory (<output_dir>/model)."""
+    num_epochs: float = 1.0
+    max_steps: int = -1
+    """Stop after this many optimiser steps (overrides num_epochs when > 0)."""
+    batch_size: int = 8
+    """Per-device micro-batch size."""
+    grad_accum: int = 1
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    """Fraction of the total steps spent warming the learning rate up from 0."""
+    lr_scheduler: str = "cosine"
+    seed: int = 0
+    precision: str = "fp32"
+    """'fp32' or 'bf16' (autocast with fp32 master weights)."""
+    gradient_checkpointing: bool = False
+    group_by_length: bool = False
+    """Batch samples of similar token length together (less padding)."""
+    deepspeed: str | None = None
+    """DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json); launch with torchrun."""
+    resume: bool = True
+    """Continue from the newest checkpoint in output_dir when there is one."""
+    save_steps: int = 500
+    save_total_limit: int | None = 3
+    logging_steps: int = 10
+    eval_steps: int | None = None
+    num_workers: int = 0
+    """DataLoader workers."""
+    use_cpu: bool = False
+    """Force CPU even when a GPU is visible (DeepSpeed on CPU needs it)."""
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        check(self.grad_accum >= 1, "grad_accum", "an integer >= 1", self.grad_accum)
+        check(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
+        check(0 <= self.warmup_ratio < 1, "warmup_ratio", "a number in [0, 1)", self.warmup_ratio)
+        check(self.precision in ("fp32", "bf16"), "precision", "'fp32' or 'bf16'", self.precision)
+        check(self.num_epochs > 0 or self.max_steps > 0, "num_epochs", "a positive number (or set max_steps)", self.num_epochs)
+        check(self.deepspeed is None or Path(self.deepspeed).exists(), "deepspeed", "an existing DeepSpeed JSON file", self.deepspeed)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    stage: str
+    """'align': projectors only, LLM frozen, caption-style data. 'instruct': projectors + LoRA."""
+    model: ModelConfig
+    data: DataConfig
+    optim: OptimConfig
+    init_from: str | None = None
+    """A saved model directory (e.g. the align stage's) to continue from instead of fresh projectors."""
+
+    def __post_init__(self) -> None:
+        check(self.stage in STAGES, "stage", f"one of {list(STAGES)}", self.stage)
+        for m in self.model.projectors:
+            check(m in MODALITIES, f"model.projectors.{m}", f"a modality among {list(MODALITIES)}", m)
+
+
+def load_train_config(path: str | None, overrides: list[str] | None = None, check_checkpoints: bool = True) -> TrainConfig:
+    """Load, validate, and (by default) check the LLM and encoder references before any weights load."""
+    cfg = load_config(TrainConfig, path, overrides)
+    if check_checkpoints and cfg.init_from is None:
+        try:
+            check_against_checkpoints(cfg.model)
+        except ConfigError as exc:
+            raise ConfigError(f"{path or '<overrides>'}: {exc}") from None
+    return cfg

@@ -1,0 +1,118 @@
+"""Training samples: conversations + features -> processor output, with optional modality dropout.
+
+Samples must carry `conversations` (built by `emoreason instruct`). Features come from the prep
+cache by default, or live from media. A sample that cannot be used (no conversation, too long,
+no features at all) is reported once at load and skipped; the rest train.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from emoreason.features.live import MediaFeatureExtractor
+from emoreason.model.features import cached_features, feature_lengths, live_features
+from emoreason.model.processor import EmotionProcessor
+from emoreason.schema import Sample, SchemaError, iter_samples
+
+
+@dataclass
+class SkippedSample:
+    sample_id: str
+    reason: str
+
+
+class EmotionDataset(torch.utils.data.Dataset):
+    def __init__(
+        self,
+        path: str | Path,
+        processor: EmotionProcessor,
+        modalities: list[str],
+        feature_source: str = "cache",
+        live: MediaFeatureExtractor | None = None,
+        data_root: str | Path | None = None,
+        modality_dropout: float = 0.0,
+        seed: int = 0,
+    ):
+        self.path = Path(path)
+        self.samples_dir = self.path.parent
+        self.data_root = Path(data_root) if data_root else self.samples_dir
+        self.processor = processor
+        self.modalities = modalities
+        self.feature_source = feature_source
+        self.live = live
+        self.modality_dropout = modality_dropout
+        self.seed = seed
+        self.epoch = 0
+        self.skipped: list[SkippedSample] = []
+        errors: list[SchemaError] = []
+        self.samples: list[Sample] = []
+        self.lengths: list[int] = []
+        for sample in iter_samples(self.path, errors):
+            length = self._check(sample)
+            if length is not None:
+                self.samples.append(sample)
+                self.lengths.append(length)
+        self.skipped += [SkippedSample(f"line {e.line}", str(e)) for e in errors]
+        if self.skipped:
+            print(f"{self.path}: skipped {len(self.skipped)} sample(s):", file=sys.stderr)
+            for s in self.skipped[:20]:
+                print(f"  {s.sample_id}: {s.reason}", file=sys.stderr)
+        if not self.samples:
+            raise ValueError(f"{self.path}: no usable training samples")
+
+    def _lengths(self, sample: Sample) -> dict[str, int]:
+        if self.feature_source == "cache":
+            return feature_lengths(sample, self.modalities)
+        return {}  # live: known only after extraction; checked per item
+
+    def _check(self, sample: Sample) -> int | None:
+        """Token length with media, or None (recorded in self.skipped) when the sample is unusable."""
+        if not sample.conversations:
+            self.skipped.append(SkippedSample(sample.id, "no conversations (build them with `emoreason instruct`)"))
+            return None
+        if self.feature_source == "cache" and not self._lengths(sample):
+            self.skipped.append(SkippedSample(sample.id, f"no cached features for {self.modalities} (run `emoreason prep`)"))
+            return None
+        try:
+            return len(self.processor.encode(sample.conversations, self._lengths(sample)))
+        except ValueError as exc:
+            self.skipped.append(SkippedSample(sample.id, str(exc)))
+            return None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def features(self, sample: Sample) -> dict[str, torch.Tensor]:
+        if self.feature_source == "cache":
+            return cached_features(sample, self.samples_dir, self.modalities)
+        features, _ = live_features(self.live, sample, self.data_root, self.modalities)
+        return features
+
+    def _drop_modalities(self, index: int, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.modality_dropout <= 0 or len(features) < 2:
+            return features
+        rng = random.Random(f"{self.seed}/{self.epoch}/{index}")
+        kept = {m: f for m, f in features.items() if rng.random() >= self.modality_dropout}
+        if not kept:  # a sample with no media at all would teach text-only guessing
+            keep = rng.choice(sorted(features))
+            kept = {keep: features[keep]}
+        return kept
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        features = self._drop_modalities(index, self.features(sample))
+        encoded = self.processor.encode(sample.conversations, {m: f.shape[0] for m, f in features.items()})
+        return {
+            "input_ids": encoded.input_ids,
+            "media_ids": encoded.media_ids,
+            "labels": encoded.labels,
+            "features": features,
+        }

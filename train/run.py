@@ -1,0 +1,103 @@
+"""`emoreason train --config configs/train/X.yaml [key=value ...]`: setup, train, save.
+
+Launch on many GPUs with scripts/train_torchrun.sh (DeepSpeed via optim.deepspeed=...).
+Re-running the same command resumes from the newest checkpoint in optim.output_dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from emoreason.config import ConfigError, save_config
+from emoreason.features.live import MediaFeatureExtractor
+from emoreason.model.loading import build_model, load_model, save_model
+from emoreason.model.modeling import EmotionLM
+from emoreason.model.processor import EmotionProcessor
+from emoreason.train.collator import EmotionCollator
+from emoreason.train.config import TrainConfig, load_train_config
+from emoreason.train.dataset import EmotionDataset
+from emoreason.train.trainer import EmotionTrainer, freeze_for_stage, resume_checkpoint, training_arguments
+
+FINAL_MODEL_DIR = "model"
+
+
+@dataclass
+class Setup:
+    cfg: TrainConfig
+    model: EmotionLM
+    processor: EmotionProcessor
+    train_dataset: EmotionDataset
+    eval_dataset: EmotionDataset | None
+    trainer: EmotionTrainer
+
+
+def make_dataset(cfg: TrainConfig, path: str, model: EmotionLM, processor: EmotionProcessor, train: bool) -> EmotionDataset:
+    data = cfg.data
+    live = MediaFeatureExtractor(cfg.model.encoders, cfg.model.media) if data.feature_source == "live" else None
+    return EmotionDataset(
+        path,
+        processor,
+        model.model_config.modalities,
+        feature_source=data.feature_source,
+        live=live,
+        data_root=data.data_root,
+        modality_dropout=data.modality_dropout if train else 0.0,
+        seed=cfg.optim.seed,
+    )
+
+
+def setup(cfg: TrainConfig) -> Setup:
+    if cfg.init_from:
+        model, processor = load_model(cfg.init_from, trainable=True)
+    else:
+        model, processor = build_model(cfg.model, seed=cfg.optim.seed)
+    freeze_for_stage(model, cfg.stage)
+    train_dataset = make_dataset(cfg, cfg.data.train, model, processor, train=True)
+    eval_dataset = make_dataset(cfg, cfg.data.eval, model, processor, train=False) if cfg.data.eval else None
+    trainer = EmotionTrainer(
+        model=model,
+        args=training_arguments(cfg),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=EmotionCollator(processor.pad_id),
+        emotion_processor=processor,
+    )
+    return Setup(cfg, model, processor, train_dataset, eval_dataset, trainer)
+
+
+def train(run: Setup) -> Path:
+    """Train (resuming when a checkpoint exists) and write the final model to <output_dir>/model."""
+    out_dir = Path(run.cfg.optim.output_dir)
+    if run.trainer.is_world_process_zero():
+        save_config(run.cfg, out_dir / "train_config.yaml")
+    run.trainer.train(resume_from_checkpoint=resume_checkpoint(run.cfg))
+    final = out_dir / FINAL_MODEL_DIR
+    if run.trainer.is_world_process_zero():
+        save_model(run.trainer.accelerator.unwrap_model(run.trainer.model), run.processor, final)
+    return final
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emoreason train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="YAML train config (see configs/train/)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.learning_rate=1e-4 stage=align")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_train_config(args.config, args.overrides)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 2
+    final = train(setup(cfg))
+    print(f"model: {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
