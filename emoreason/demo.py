@@ -1,63 +1,128 @@
 """`emoreason demo`: the whole pipeline on the embedded default, offline, on a CPU.
 
-Today: generate the synthetic emotion clips, build tiny random-weight encoders from their
-transformers configs, run prep on the clips and print the report. Later stages (training, serving,
-evaluation) extend this same command.
+1. generate the synthetic emotion clips (emotion carried only by face and voice),
+2. build tiny random-weight encoders and a tiny LLM from their transformers configs,
+3. `prep`: decode, crop faces, run the encoders, cache features,
+4. build recognition conversations and split train / held-out,
+5. `train` the tiny instruct recipe and print held-out accuracy, with and without the media.
+
+The functions here are also the tiny recipe's fixtures for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+
+PREP_CONFIG = "configs/prep/demo.yaml"
+TRAIN_CONFIG = "configs/train/tiny_instruct.yaml"
+MODALITIES = ["audio", "face", "video", "frame"]
+
+
+@dataclasses.dataclass
+class TinyData:
+    """Paths of a prepared tiny workspace."""
+
+    train: Path  # samples with features and recognition conversations
+    heldout: Path
+    labels: list[str]
+    llm: str
+    encoders: dict[str, str]  # modality -> tiny encoder dir
+    prep_report: dict
+
+    def train_overrides(self, output_dir: str | Path) -> list[str]:
+        """Overrides that point configs/train/tiny_instruct.yaml at this workspace."""
+        fill = [f"model.llm={self.llm}", f"data.train={self.train}", f"optim.output_dir={output_dir}"]
+        return fill + [f"model.encoders.{m}.model={p}" for m, p in self.encoders.items()]
+
+
+def split_heldout(samples: list, num_classes: int, every: int = 4) -> tuple[list, list]:
+    """Every `every`-th round of classes goes to held-out: the synthetic set cycles classes by index."""
+    train = [s for i, s in enumerate(samples) if (i // num_classes) % every != every - 1]
+    heldout = [s for i, s in enumerate(samples) if (i // num_classes) % every == every - 1]
+    return train, heldout
+
+
+def prepare_tiny_data(
+    workdir: str | Path, num_per_class: int = 40, seed: int = 0, prep_config: str = PREP_CONFIG, overrides: list[str] | None = None
+) -> TinyData:
+    """Synthetic clips -> prep -> recognition conversations, split train / held-out. Re-running reuses what exists."""
+    from emoreason.config import load_config
+    from emoreason.data_prep.instructions import build_conversations
+    from emoreason.data_prep.prep_config import PrepConfig
+    from emoreason.data_prep.runner import run_prep
+    from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
+    from emoreason.encoders.tiny import build_tiny_encoders
+    from emoreason.model.tiny_llm import build_tiny_llm
+    from emoreason.schema import load_samples, write_samples
+
+    workdir = Path(workdir)
+    data_dir = workdir / "data"
+    stamp = data_dir / "synthetic.json"
+    settings = {"num_per_class": num_per_class, "seed": seed}
+    if not (stamp.exists() and json.loads(stamp.read_text()) == settings):
+        generate_dataset(data_dir, SyntheticConfig(num_per_class=num_per_class, seed=seed))
+        stamp.write_text(json.dumps(settings))
+
+    encoders = build_tiny_encoders(workdir / "encoders", seed=seed)
+    llm = build_tiny_llm(workdir / "llm", seed=seed)
+    fill = [f"input={data_dir / 'samples.jsonl'}", f"output_dir={workdir / 'prep'}"]
+    fill += [f"encoders.{m}.model={p}" for m, p in encoders.items()]
+    report = run_prep(load_config(PrepConfig, prep_config, fill + (overrides or [])))
+
+    prepped = load_samples(workdir / "prep" / "samples.jsonl")
+    labels = sorted({s.targets.emotion for s in prepped if s.targets and s.targets.emotion})
+    conversations = build_conversations(prepped, "recognition", modalities=MODALITIES, seed=seed, labels=labels)
+    order = {s.id: i for i, s in enumerate(load_samples(data_dir / "samples.jsonl"))}
+    conversations.sort(key=lambda s: order[s.id])
+    train, heldout = split_heldout(conversations, len(labels))
+    write_samples(workdir / "prep" / "train.jsonl", train)
+    write_samples(workdir / "prep" / "heldout.jsonl", heldout)
+    return TinyData(workdir / "prep" / "train.jsonl", workdir / "prep" / "heldout.jsonl", labels, llm, encoders, report.to_json())
+
+
+def train_tiny(data: TinyData, output_dir: str | Path, overrides: list[str] | None = None) -> Path:
+    from emoreason.train.config import load_train_config
+    from emoreason.train.run import setup, train
+
+    cfg = load_train_config(TRAIN_CONFIG, data.train_overrides(output_dir) + (overrides or []))
+    return train(setup(cfg))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emoreason demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/demo", help="where the demo writes everything (default runs/demo)")
-    parser.add_argument("--config", default="configs/prep/demo.yaml", help="prep config (default configs/prep/demo.yaml)")
-    parser.add_argument("--num-per-class", type=int, default=8, help="synthetic clips per emotion class")
+    parser.add_argument("--num-per-class", type=int, default=40, help="synthetic clips per emotion class")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", help="key=value overrides for the prep config, e.g. workers=1")
+    parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for the train config")
     return parser
-
-
-def prepare_demo_data(workdir: Path, num_per_class: int, seed: int) -> Path:
-    """Synthetic clips under workdir/data; reused when already generated with the same settings."""
-    from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
-
-    data_dir = workdir / "data"
-    stamp = data_dir / "synthetic.json"
-    settings = {"num_per_class": num_per_class, "seed": seed}
-    if not (stamp.exists() and json.loads(stamp.read_text()) == settings and (data_dir / "samples.jsonl").exists()):
-        generate_dataset(data_dir, SyntheticConfig(num_per_class=num_per_class, seed=seed))
-        stamp.write_text(json.dumps(settings))
-    return data_dir / "samples.jsonl"
-
-
-def run_demo_prep(workdir: Path, config: str, samples: Path, overrides: list[str]):
-    from emoreason.config import load_config
-    from emoreason.data_prep.prep_config import PrepConfig
-    from emoreason.data_prep.runner import run_prep
-    from emoreason.encoders.tiny import build_tiny_encoders
-
-    encoder_dirs = build_tiny_encoders(workdir / "encoders")
-    fill = [f"input={samples}", f"output_dir={workdir / 'prep'}"]
-    fill += [f"encoders.{modality}.model={path}" for modality, path in encoder_dirs.items()]
-    cfg = load_config(PrepConfig, config, fill + overrides)
-    return run_prep(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from emoreason.model.loading import load_model
+    from emoreason.train.heldout import heldout_accuracy
+
     workdir = Path(args.workdir)
-    print(f"[demo 1/2] synthetic data set -> {workdir / 'data'}")
-    samples = prepare_demo_data(workdir, args.num_per_class, args.seed)
-    print(f"[demo 2/2] prep (decode, faces, tiny encoders, feature cache) -> {workdir / 'prep'}")
-    report = run_demo_prep(workdir, args.config, samples, args.overrides)
-    print(report.summary())
-    print(f"report: {workdir / 'prep' / 'report.json'}")
+    print(f"[demo 1/3] synthetic clips -> prep -> conversations in {workdir}")
+    data = prepare_tiny_data(workdir, args.num_per_class, args.seed)
+    counts = data.prep_report["counts"]
+    print(f"prep: {counts['ok']} ok, {counts['partial']} partial, {counts['failed']} failed; report {workdir / 'prep' / 'report.json'}")
+
+    print(f"[demo 2/3] train the tiny instruct recipe -> {workdir / 'train'}")
+    final = train_tiny(data, workdir / "train", args.train)
+
+    print("[demo 3/3] held-out accuracy (greedy decoding)")
+    model, processor = load_model(final)
+    with_media = heldout_accuracy(model, processor, data.heldout, data.labels)
+    without = heldout_accuracy(model, processor, data.heldout, data.labels, with_media=False)
+    chance = 1 / len(data.labels)
+    print(f"  with media:    {with_media.accuracy:.3f}  ({with_media.total} clips, {with_media.unmatched} answers named no label)")
+    print(f"  without media: {without.accuracy:.3f}  (chance {chance:.3f}; the subtitles are identical across classes)")
+    print(f"model: {final}")
     return 0
 
 

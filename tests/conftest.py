@@ -55,3 +55,19 @@ def media_dir(tmp_path_factory) -> Path:
     Image.fromarray(gradient_frames(1, 60, 80)[0]).save(root / "still.png")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory) -> str:
+    from emoreason.model.tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny_llm") / "llm")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """The tiny recipe's workspace: synthetic clips prepped with tiny encoders, recognition conversations,
+    split train / held-out (30 / 10 clips per class)."""
+    from emoreason.demo import prepare_tiny_data
+
+    return prepare_tiny_data(tmp_path_factory.mktemp("tiny_workspace"), num_per_class=40, seed=0)

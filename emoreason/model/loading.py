@@ -169,6 +169,7 @@ def load_model(model_dir: str | os.PathLike, trainable: bool = False) -> tuple[E
     if trainable:
         for name, param in model.named_parameters():
             param.requires_grad = not name.startswith("llm.") or "lora_" in name
+    model.eval()  # the Trainer switches to train mode itself; inference must not run dropout or slow-path attention
     tokenizer_dir = model_dir / TOKENIZER_DIR
     tokenizer = _load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else config.llm, config.trust_remote_code)
     return model, make_processor(model, tokenizer)

@@ -41,12 +41,12 @@ def _turn_dict(turn: Any) -> dict[str, str]:
 
 
 def drop_placeholders(text: str, keep: set[str]) -> str:
-    """Remove placeholders of media not in `keep`, with the whitespace around them."""
+    """Remove placeholders of media not in `keep`, with the whitespace after them."""
 
     def replace(match: re.Match) -> str:
-        return match.group(0) if PLACEHOLDER_TO_MEDIA[match.group(1)] in keep else " "
+        return match.group(0) if PLACEHOLDER_TO_MEDIA[match.group(1)] in keep else ""
 
-    return re.sub(r"\s*" + _PLACEHOLDER_RE.pattern + r"\s*", replace, text).strip()
+    return re.sub(_PLACEHOLDER_RE.pattern + r"\s*", replace, text).strip()
 
 
 class EmotionProcessor:

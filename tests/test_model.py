@@ -1,0 +1,127 @@
+"""EmotionLM: the splice, save/load, live vs cached features, and config validation."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from emoreason.config import ConfigError
+from emoreason.demo import TRAIN_CONFIG
+from emoreason.features.live import MediaFeatureExtractor
+from emoreason.model.features import cached_features, collate_features, live_features
+from emoreason.model.loading import build_model, load_model, save_model
+from emoreason.schema import load_samples
+from emoreason.train.collator import EmotionCollator
+from emoreason.train.config import load_train_config
+
+
+@pytest.fixture(scope="module")
+def cfg(tiny_data, tmp_path_factory):
+    return load_train_config(TRAIN_CONFIG, tiny_data.train_overrides(tmp_path_factory.mktemp("out")))
+
+
+@pytest.fixture(scope="module")
+def built(cfg):
+    return build_model(cfg.model, seed=0)
+
+
+def batch_of(tiny_data, processor, modalities, n=3):
+    samples = load_samples(tiny_data.train)[:n]
+    items = []
+    for s in samples:
+        feats = cached_features(s, tiny_data.train.parent, modalities)
+        enc = processor.encode(s.conversations, {m: f.shape[0] for m, f in feats.items()})
+        items.append({"input_ids": enc.input_ids, "media_ids": enc.media_ids, "labels": enc.labels, "features": feats})
+    return EmotionCollator(processor.pad_id)(items)
+
+
+def test_forward_splices_every_modality(built, tiny_data):
+    model, processor = built
+    batch = batch_of(tiny_data, processor, model.model_config.modalities)
+    out = model(**batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    for name, p in model.projectors.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached projector {name}"
+    model.zero_grad()
+    # The media positions really carry projected features, not the pad token's embedding.
+    embeds = model.embed(batch["input_ids"], batch["media_ids"], batch["features"])
+    text_only = model.llm.get_input_embeddings()(batch["input_ids"])
+    media = batch["media_ids"] > 0
+    assert not torch.allclose(embeds[media], text_only[media])
+    assert torch.equal(embeds[~media], text_only[~media])
+
+
+def test_count_mismatch_names_modality_and_numbers(built, tiny_data):
+    model, processor = built
+    batch = batch_of(tiny_data, processor, model.model_config.modalities, n=1)
+    x, mask = batch["features"]["audio"]
+    batch["features"]["audio"] = (x[:, :-1], mask[:, :-1])  # one audio token fewer than its placeholders
+    with pytest.raises(ValueError, match=r"audio: 4 placeholder positions but 3 projected feature tokens"):
+        model(**batch)
+    del batch["features"]["audio"]
+    with pytest.raises(ValueError, match=r"audio: 4 placeholder positions but no audio features"):
+        model(**batch)
+
+
+def test_save_load_round_trip_gives_identical_logits(built, tiny_data, tmp_path):
+    model, processor = built
+    with torch.no_grad():  # make the adapter non-trivial: a fresh LoRA B is zero
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    batch = batch_of(tiny_data, processor, model.model_config.modalities)
+    # Inference state, as load_model returns it: eval mode, nothing requiring grad. (PyTorch's
+    # MultiheadAttention takes a fused fast path only then, which rounds differently at ~1e-6.)
+    model.eval().requires_grad_(False)
+    with torch.no_grad():
+        before = model(**batch).logits
+    save_model(model, processor, tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"emoreason_model.json", "projectors.safetensors", "adapter", "tokenizer"}
+    assert (tmp_path / "m/adapter/adapter_model.safetensors").exists()
+    reloaded, reproc = load_model(tmp_path / "m")
+    with torch.no_grad():
+        after = reloaded(**batch).logits
+    assert torch.equal(before, after), (before - after).abs().max()
+    assert reproc.tokenizer.chat_template == processor.tokenizer.chat_template
+
+
+def test_live_and_cached_features_give_identical_projector_inputs(cfg, tiny_data):
+    sample = load_samples(tiny_data.train)[0]
+    modalities = list(cfg.model.projectors)
+    cached = cached_features(sample, tiny_data.train.parent, modalities)
+    extractor = MediaFeatureExtractor(cfg.model.encoders, cfg.model.media)
+    live, record = live_features(extractor, sample, tiny_data.train.parent.parent / "data", modalities)
+    assert not record.issues
+    assert set(live) == set(cached) == set(modalities)
+    for m in modalities:
+        assert live[m].dtype == cached[m].dtype == torch.float16
+        assert torch.equal(live[m], cached[m]), m
+    assert collate_features([live])["face"][0].shape == collate_features([cached])["face"][0].shape
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optim.learning_rte=0.1"], "key 'optim.learning_rte': unknown key"),
+        (["model.encoders.audio.model=/nonexistent/hubert"], "key 'model.encoders.audio.model': encoder checkpoint not found"),
+        (["model.lora.target_modules=[q_proj, qkv_proj]"], "key 'model.lora.target_modules': 'qkv_proj' is not a module"),
+        (["model.encoders={audio: {model: x}}"], "key 'model.projectors.face': expected a matching encoder under encoders.face (the <face> placeholder has no encoder)"),
+        (["model.projectors.face.kind=attn_pool", "model.projectors.face.num_tokens=null"], "key 'model.projectors.face.num_tokens'"),
+        (["stage=pretrain"], "key 'stage': expected one of ['align', 'instruct']"),
+        (["model.llm=/nonexistent/llm"], "key 'model.llm': LLM checkpoint not found"),
+    ],
+)
+def test_bad_train_configs_fail_at_load(tiny_data, tmp_path, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_train_config(TRAIN_CONFIG, tiny_data.train_overrides(tmp_path) + overrides)
+    assert message in str(info.value)
+    assert TRAIN_CONFIG in str(info.value)
+
+
+def test_every_config_yaml_loads(tiny_data, tmp_path):
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.glob("train/*.yaml")):
+        cfg = load_train_config(str(path), tiny_data.train_overrides(tmp_path), check_checkpoints=False)
+        assert cfg.model.projectors, path
+        assert path.read_text().startswith("#"), f"{path} must start with the command that runs it"
