@@ -16,7 +16,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-pip=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+pip=("$VENV/bin/python" -m pip install --disable-pip-version-check --quiet)
 
 if ! command -v nvidia-smi >/dev/null 2>&1; then
     # Without a GPU, take torch's CPU build first so nothing below pulls a multi-GB CUDA torch.

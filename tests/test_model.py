@@ -125,3 +125,15 @@ def test_every_config_yaml_loads(tiny_data, tmp_path):
         cfg = load_train_config(str(path), tiny_data.train_overrides(tmp_path), check_checkpoints=False)
         assert cfg.model.projectors, path
         assert path.read_text().startswith("#"), f"{path} must start with the command that runs it"
+
+
+def test_prefusion_inserts_fused_tokens(tiny_data, tmp_path):
+    from emoreason.constants import MEDIA_INDEX
+
+    cfg = load_train_config(TRAIN_CONFIG, tiny_data.train_overrides(tmp_path) + ["model.prefusion={enabled: true, num_tokens: 3}"])
+    model, processor = build_model(cfg.model, seed=0)
+    batch = batch_of(tiny_data, processor, model.model_config.modalities)
+    assert (batch["media_ids"] == MEDIA_INDEX["fusion"]).sum(dim=1).tolist() == [3, 3, 3]
+    out = model(**batch)
+    out.loss.backward()
+    assert model.prefusion.queries.grad.abs().sum() > 0
