@@ -1,0 +1,56 @@
+"""One inference interface, two backends (hf: transformers generate; vllm: prompt embeddings).
+
+A request carries chat messages plus media files; the engine runs decode -> faces -> encoders ->
+projectors live, at request time, and never substitutes zeros for missing media.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclasses.dataclass
+class MediaInput:
+    """A media file attached to a request, already resolved inside the server's media root."""
+
+    kind: str  # "video" | "audio" | "image"
+    path: Path
+
+
+@dataclasses.dataclass
+class GenerationRequest:
+    messages: list[dict[str, str]]
+    """Chat turns {role, content}; text only. Placeholders (<video>...) are optional."""
+    media: list[MediaInput] = dataclasses.field(default_factory=list)
+    max_tokens: int = 128
+    temperature: float = 0.0
+    """0 means greedy."""
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclasses.dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length"
+    media_seconds: float = 0.0
+    """Time spent decoding media and running encoders + projectors."""
+    llm_seconds: float = 0.0
+
+
+@runtime_checkable
+class InferenceEngine(Protocol):
+    model_name: str
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        """Complete a batch of requests; may raise emoreason.media.errors.MediaError for bad media."""
+        ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Text deltas of one completion, as they are produced."""
+        ...
