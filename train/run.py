@@ -11,9 +11,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers import set_seed
+
 from emoreason.config import ConfigError, save_config
 from emoreason.features.live import MediaFeatureExtractor
-from emoreason.model.loading import build_model, load_model, save_model
+from emoreason.model.loading import build_model, load_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
 from emoreason.train.collator import EmotionCollator
@@ -50,6 +52,10 @@ def make_dataset(cfg: TrainConfig, path: str, model: EmotionLM, processor: Emoti
 
 
 def setup(cfg: TrainConfig) -> Setup:
+    # Seed before any weights are drawn: build_model seeds only after peft has initialised LoRA A, which
+    # otherwise comes from an unseeded generator and differs between runs (and between ranks before DeepSpeed
+    # or DDP broadcast rank 0's weights).
+    set_seed(cfg.optim.seed)
     if cfg.init_from:
         model, processor = load_model(cfg.init_from, trainable=True)
     else:
@@ -75,8 +81,9 @@ def train(run: Setup) -> Path:
         save_config(run.cfg, out_dir / "train_config.yaml")
     run.trainer.train(resume_from_checkpoint=resume_checkpoint(run.cfg))
     final = out_dir / FINAL_MODEL_DIR
-    if run.trainer.is_world_process_zero():
-        save_model(run.trainer.accelerator.unwrap_model(run.trainer.model), run.processor, final)
+    # Every rank calls save_model: under ZeRO-3 it first gathers the partitioned weights (a collective),
+    # then only the main process writes, through EmotionTrainer._save.
+    run.trainer.save_model(str(final))
     return final
 
 

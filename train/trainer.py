@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -58,12 +58,30 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
     )
 
 
+class DatasetEpochCallback(TrainerCallback):
+    """Tell the training dataset which epoch starts, so its per-epoch randomness (modality dropout) changes.
+
+    accelerate's DataLoaderShard.set_epoch reaches the dataset only when the sampler has no set_epoch of its own
+    (an `elif`), which is never the case under the Trainer: without this every epoch would drop the same modalities.
+    state.epoch is a whole number at an epoch start and fractional when resuming mid-epoch, so int() is the epoch.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(int(state.epoch or 0))
+
+
 class EmotionTrainer(Trainer):
     """Saves and restores only what trains (projectors, LoRA) in the emoreason model format."""
 
     def __init__(self, *args, emotion_processor: EmotionProcessor, **kwargs):
         super().__init__(*args, **kwargs)
         self.emotion_processor = emotion_processor
+        if self.train_dataset is not None:
+            self.add_callback(DatasetEpochCallback(self.train_dataset))
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir or self.args.output_dir

@@ -6,12 +6,14 @@
       adapter/                 the LoRA adapter in peft format (absent for projector-only models)
       tokenizer/               the LLM tokenizer with its chat template
 
-The LLM's base weights are referenced by id or path, not copied; `emoreason export` merges them.
+The LLM's base weights are referenced by id or path, not copied; `emoreason export` merges them
+into an `llm/` folder inside the model dir and names it by that relative path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -67,6 +69,8 @@ def build_model(config: ModelConfig, seed: int | None = None) -> tuple[EmotionLM
     """A fresh model: pretrained LLM (frozen) + new LoRA adapter + freshly initialised projectors."""
     from peft import LoraConfig, get_peft_model
 
+    if seed is not None:
+        torch.manual_seed(seed)  # before peft draws LoRA A, so a seed fixes every new weight
     llm = _load_llm(config)
     if config.lora is not None:
         lora = config.lora
@@ -75,8 +79,6 @@ def build_model(config: ModelConfig, seed: int | None = None) -> tuple[EmotionLM
             LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"),
         )
     dims = {m: encoder_hidden_size(config.encoders[m].model, config.encoders[m].trust_remote_code) for m in config.modalities}
-    if seed is not None:
-        torch.manual_seed(seed)
     model = EmotionLM(config, llm, dims).to(_DTYPES[config.dtype])
     return model, make_processor(model, _load_tokenizer(config.llm, config.trust_remote_code))
 
@@ -150,7 +152,17 @@ def read_model_config(model_dir: str | os.PathLike) -> tuple[ModelConfig, dict[s
     meta = json.loads(path.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {meta.get('format_version')!r}, this emoreason reads {FORMAT_VERSION}")
-    return config_from_dict(ModelConfig, meta["config"], str(path)), {k: int(v) for k, v in meta["feature_dims"].items()}
+    config = config_from_dict(ModelConfig, meta["config"], str(path))
+    return _resolve_llm(config, Path(model_dir)), {k: int(v) for k, v in meta["feature_dims"].items()}
+
+
+def _resolve_llm(config: ModelConfig, model_dir: Path) -> ModelConfig:
+    # An exported model carries its merged LLM as llm: "llm", relative to its own folder, so the
+    # folder can move; other relative paths keep meaning "relative to the working directory".
+    local = model_dir / config.llm
+    if Path(config.llm).is_absolute() or not local.exists():
+        return config
+    return dataclasses.replace(config, llm=str(local))
 
 
 def load_model(model_dir: str | os.PathLike, trainable: bool = False) -> tuple[EmotionLM, EmotionProcessor]:

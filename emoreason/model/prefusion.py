@@ -55,6 +55,7 @@ class PreFusion(nn.Module):
         super().__init__()
         check(d_llm % cfg.num_heads == 0, "num_heads", f"a divisor of the LLM hidden size {d_llm}", cfg.num_heads)
         self.modalities = list(cfg.modalities)
+        self.num_tokens = cfg.num_tokens  # an int: under ZeRO-3 queries.shape reads 0 outside forward
         self.queries = nn.Parameter(torch.randn(cfg.num_tokens, d_llm) * 0.02)  # [K, D]
         self.norm_inputs = nn.LayerNorm(d_llm)
         self.attn = nn.MultiheadAttention(d_llm, cfg.num_heads, batch_first=True)
@@ -62,7 +63,7 @@ class PreFusion(nn.Module):
 
     def num_output_tokens(self, counts: Mapping[str, int]) -> int:
         """K when every fused modality has tokens in `counts` (modality -> projected token count), else 0."""
-        return self.queries.shape[0] if all(counts.get(m, 0) > 0 for m in self.modalities) else 0
+        return self.num_tokens if all(counts.get(m, 0) > 0 for m in self.modalities) else 0
 
     def forward(self, projected: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = [m for m in self.modalities if m not in projected]

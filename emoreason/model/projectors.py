@@ -124,13 +124,15 @@ class AttentionPoolProjector(nn.Module):
         super().__init__()
         self.in_proj = nn.Linear(d_in, hidden_size)
         self.norm_inputs = nn.LayerNorm(hidden_size)
+        # Kept as an int: under DeepSpeed ZeRO-3 a parameter's shape reads 0 outside forward.
+        self.num_tokens = num_tokens
         self.queries = nn.Parameter(torch.randn(num_tokens, hidden_size) * 0.02)  # [K, h]
         self.attn = nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
         self.norm_out = nn.LayerNorm(hidden_size)
         self.out_proj = nn.Linear(hidden_size, d_llm)
 
     def num_output_tokens(self, num_input_tokens: int) -> int:
-        return self.queries.shape[0] if num_input_tokens > 0 else 0
+        return self.num_tokens if num_input_tokens > 0 else 0
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, key_padding, has_tokens = masked_attention_inputs(features, mask)
@@ -169,17 +171,18 @@ class ResamplerProjector(nn.Module):
     def __init__(self, d_in: int, d_llm: int, num_tokens: int, hidden_size: int, depth: int, num_heads: int):
         super().__init__()
         self.in_proj = nn.Linear(d_in, hidden_size)
+        self.num_tokens = num_tokens  # an int, not latents.shape[0]: ZeRO-3 empties parameters outside forward
         self.latents = nn.Parameter(torch.randn(num_tokens, hidden_size) * 0.02)  # [K, h]
         self.blocks = nn.ModuleList(_ResamplerBlock(hidden_size, num_heads) for _ in range(depth))
         self.norm_out = nn.LayerNorm(hidden_size)
         self.out_proj = nn.Linear(hidden_size, d_llm)
 
     def num_output_tokens(self, num_input_tokens: int) -> int:
-        return self.latents.shape[0] if num_input_tokens > 0 else 0
+        return self.num_tokens if num_input_tokens > 0 else 0
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = self.in_proj(_zero_padding(features, mask))  # [b, t, h]
-        b, k = inputs.shape[0], self.latents.shape[0]
+        b, k = inputs.shape[0], self.num_tokens
         # The latents are keys too, so no item's keys are all masked, even with no real input token.
         key_padding = torch.cat([~mask, mask.new_zeros(b, k)], dim=1)  # [b, t + K], True = ignore
         latents = self.latents.unsqueeze(0).expand(b, -1, -1)  # [b, K, h]
