@@ -17,6 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "instruct": ("emoreason.data_prep.instruct_cli", "build instruction conversations from labelled samples"),
     "synth": ("emoreason.data_prep.synthetic", "generate the synthetic emotion video data set"),
     "train": ("emoreason.train.run", "align projectors or LoRA-tune the emotion LM (resumable)"),
+    "export": ("emoreason.serving.export", "merge the LoRA into a standalone serving checkpoint"),
+    "serve": ("emoreason.serving.serve_cli", "OpenAI-compatible HTTP server (hf or vllm backend)"),
+    "chat": ("emoreason.serving.chat", "multi-turn chat in the terminal, media attached by path"),
+    "infer": ("emoreason.serving.infer", "batch predictions over a schema JSONL (resumable)"),
     "demo": ("emoreason.demo", "run the end-to-end demo on the embedded default"),
 }
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from emoreason.model.processor import EmotionProcessor
+    from emoreason.serving.requests import PreparedRequest
 
 
 @dataclasses.dataclass
@@ -48,9 +52,33 @@ class InferenceEngine(Protocol):
     model_name: str
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        """Complete a batch of requests; may raise emoreason.media.errors.MediaError for bad media."""
+        """Complete a batch of requests.
+
+        Raises emoreason.media.errors.MediaError for unusable media and ValueError for a malformed
+        request (both the client's fault); a modality the media merely lacks is left out instead.
+        """
         ...
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Text deltas of one completion, as they are produced."""
+        ...
+
+
+@runtime_checkable
+class BatchInferenceEngine(InferenceEngine, Protocol):
+    """An engine whose media/prompt work is split from generation (what `emoreason infer` needs).
+
+    Batch jobs prepare each sample on its own, so one bad clip fails alone, and may hand in features
+    from the prep cache instead of media (emoreason.serving.requests.prepare_with_features).
+    """
+
+    processor: EmotionProcessor
+    modalities: list[str]
+    """The modalities the model has projectors for."""
+
+    def prepare(self, request: GenerationRequest) -> PreparedRequest:
+        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad conversation."""
+        ...
+
+    def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
         ...

@@ -1,0 +1,95 @@
+"""`emoreason export MODEL_DIR --out DIR`: a trained model -> a serving directory with the LoRA merged.
+
+    DIR/
+      emoreason_model.json     same config, but llm: "llm" (relative to DIR) and lora: null
+      projectors.safetensors   projector (and pre-fusion) weights, unchanged
+      tokenizer/               the tokenizer with its chat template
+      llm/                     a standard transformers checkpoint: merged weights (safetensors),
+                               config, generation_config, tokenizer + chat template
+
+`llm/` loads on its own with AutoModelForCausalLM / AutoTokenizer or vLLM, so a serving backend
+needs no peft. Encoder references and prompt settings are copied as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from emoreason.hf_quiet import quiet_hf_progress
+from emoreason.model.loading import MODEL_FILE, load_model, save_model
+
+LLM_DIR = "llm"
+
+
+def _check_target(model_dir: Path, out_dir: Path) -> None:
+    """Refuse to clobber anything but an earlier export (or an empty folder)."""
+    if out_dir.resolve() == model_dir.resolve():
+        raise ValueError(f"--out {out_dir} is the model directory itself; export into a new folder")
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MODEL_FILE).exists():
+        raise FileExistsError(f"{out_dir} exists and is not an emoreason model directory; choose another --out")
+
+
+def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Merge the LoRA of `model_dir` into its LLM and write the serving directory `out_dir`.
+
+    The whole directory is staged beside `out_dir` and renamed into place, so a reader (or a
+    kill) never sees half an export; an earlier export at `out_dir` is replaced.
+    """
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    _check_target(model_dir, out_dir)
+    model, processor = load_model(model_dir)
+    llm = model.llm.merge_and_unload() if model.model_config.lora is not None else model.llm
+    # The EmotionLM is ours alone here: rewire it to the merged LLM so save_model writes the new config.
+    model.llm = llm
+    model.model_config = dataclasses.replace(model.model_config, llm=LLM_DIR, lora=None)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export.", dir=out_dir.parent))
+    try:
+        with quiet_hf_progress():
+            llm.save_pretrained(str(staging / LLM_DIR))
+        processor.tokenizer.save_pretrained(str(staging / LLM_DIR))
+        save_model(model, processor, staging)
+        _swap_in(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    # Two renames: the old export moves aside first, so no moment shows a mix of old and new files.
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, old / target.name)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emoreason export", description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", help="a trained model directory (emoreason_model.json + adapter/ + projectors)")
+    parser.add_argument("--out", required=True, help="the serving directory to write (replaces an earlier export there)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        out = export_model(args.model_dir, args.out)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"emoreason export: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model_dir} -> {out} (LoRA merged into {out / LLM_DIR})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""HFEngine: the emotion LM served with transformers `generate` on prompt embeddings.
+
+Works on an exported directory (LoRA merged, `emoreason export`) or on a trained one (peft applies
+the adapter on the fly; same outputs, slower). Per request: live features from its media
+(emoreason.serving.requests), the prompt from the processor, then one `generate` per batch on
+left-padded `inputs_embeds`.
+
+Sampling follows the request alone: greedy when temperature == 0, otherwise temperature / top_p
+sampling with no top-k and no repetition penalty, whatever defaults the checkpoint's
+generation_config carries. A request with a seed is generated on its own (its draws must not
+depend on which other requests share its batch) under a forked, seeded torch RNG.
+
+Thread-safety: any number of threads may call generate / stream. Media extraction (shared encoders
+and face detector) and generation (the LLM) each run under their own lock, so the media work of
+one request overlaps the generation of another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from emoreason.features.live import MediaFeatureExtractor
+from emoreason.model.features import collate_features
+from emoreason.model.loading import load_model
+from emoreason.model.processor import EncodedConversation
+from emoreason.serving.engine import Completion, GenerationRequest
+from emoreason.serving.requests import PreparedRequest, prepare_request
+
+
+class _RowBudget(StoppingCriteria):
+    """Stops each row at its own max_tokens, so requests with different budgets share a batch."""
+
+    def __init__(self, budgets: Sequence[int], device: torch.device):
+        self.budgets = torch.tensor(list(budgets), device=device)  # [b]
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        # Generating from inputs_embeds, input_ids holds only the new tokens: [b, n_new].
+        return input_ids.shape[1] >= self.budgets  # [b] bool
+
+
+class _Cancelled(StoppingCriteria):
+    """Stops every row once the event is set (a stream whose reader went away)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _batch_key(index: int, request: GenerationRequest) -> tuple:
+    """Requests that may share one `generate` call: same decoding settings, and never a seeded one."""
+    if request.temperature == 0:
+        return ("greedy",)
+    if request.seed is not None:
+        return ("seeded", index)
+    return ("sample", request.temperature, request.top_p)
+
+
+def plan_batches(requests: Sequence[GenerationRequest], max_batch_size: int) -> list[list[int]]:
+    """Indices of `requests` grouped into generate calls of at most max_batch_size rows."""
+    groups: dict[tuple, list[int]] = {}
+    for i, request in enumerate(requests):
+        groups.setdefault(_batch_key(i, request), []).append(i)
+    return [rows[k : k + max_batch_size] for rows in groups.values() for k in range(0, len(rows), max_batch_size)]
+
+
+def left_pad(pad_id: int, encoded: Sequence[EncodedConversation]) -> dict[str, torch.Tensor]:
+    """input_ids, media_ids, attention_mask [b, s], left-padded so every row ends where generation starts."""
+    longest = max(len(e) for e in encoded)
+    pads = [longest - len(e) for e in encoded]
+    return {
+        "input_ids": torch.tensor([[pad_id] * p + e.input_ids for p, e in zip(pads, encoded)]),  # [b, s]
+        "media_ids": torch.tensor([[0] * p + e.media_ids for p, e in zip(pads, encoded)]),  # [b, s]
+        "attention_mask": torch.tensor([[0] * p + [1] * len(e) for p, e in zip(pads, encoded)]),  # [b, s]
+    }
+
+
+class HFEngine:
+    """InferenceEngine (and BatchInferenceEngine) on transformers `generate`."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, model_name: str | None = None):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
+        self.model, self.processor = load_model(model_dir)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        config = self.model.model_config
+        self.modalities = config.modalities
+        self.extractor = MediaFeatureExtractor(config.encoders, config.media)
+        self.model_name = model_name or Path(model_dir).resolve().name
+        self.max_batch_size = max_batch_size
+        self.eos_ids = self._eos_ids()
+        self._media_lock = threading.Lock()
+        self._llm_lock = threading.Lock()
+
+    def _eos_ids(self) -> list[int]:
+        # Chat models often end turns with a token the tokenizer does not call eos (Qwen: <|im_end|>
+        # and <|endoftext|>); the checkpoint's generation_config lists them all.
+        ids = {self.processor.tokenizer.eos_token_id}
+        configured = getattr(self.model.llm.generation_config, "eos_token_id", None)
+        ids |= set(configured) if isinstance(configured, list) else {configured}
+        return sorted(i for i in ids if i is not None)
+
+    def prepare(self, request: GenerationRequest) -> PreparedRequest:
+        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
+        with self._media_lock:
+            return prepare_request(request, self.extractor, self.processor, self.modalities)
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        # Every request's media is checked before any LLM work, so one bad file fails the call early.
+        return self.generate_prepared([self.prepare(r) for r in requests])
+
+    def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
+        completions: list[Completion | None] = [None] * len(prepared)
+        for rows in plan_batches([p.request for p in prepared], self.max_batch_size):
+            for i, completion in zip(rows, self._generate_batch([prepared[i] for i in rows])):
+                completions[i] = completion
+        return completions
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Text deltas of one completion. Media and request errors raise here, before any text."""
+        return self._stream(self.prepare(request))
+
+    def _stream(self, prepared: PreparedRequest) -> Iterator[str]:
+        streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancel = threading.Event()
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._generate_batch([prepared], streamer, cancel)
+            except BaseException as exc:  # re-raised in the consumer's thread below
+                failures.append(exc)
+                streamer.end()  # unblocks the consumer; generate never reached its own end()
+
+        thread = threading.Thread(target=run, name="hf-engine-stream", daemon=True)
+        thread.start()
+        try:
+            for delta in streamer:
+                if delta:
+                    yield delta
+        finally:
+            # A reader that stops early (close(), a client that hung up) stops generation at the next token.
+            cancel.set()
+            thread.join()
+        if failures:
+            raise failures[0]
+
+    def _generation_config(self, request: GenerationRequest, max_new_tokens: int) -> GenerationConfig:
+        common = {
+            "max_new_tokens": max_new_tokens,
+            "repetition_penalty": 1.0,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.processor.pad_id,
+        }
+        if request.temperature == 0:
+            return GenerationConfig(do_sample=False, **common)
+        # top_k=0 disables top-k: the checkpoint's default (often 50 or 20) must not narrow sampling.
+        return GenerationConfig(do_sample=True, temperature=request.temperature, top_p=request.top_p, top_k=0, **common)
+
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        if seed is None:
+            yield
+            return
+        # fork_rng restores the global RNG afterwards, so a request's seed leaks into nothing else.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+
+    def _generate_batch(
+        self, batch: list[PreparedRequest], streamer: TextIteratorStreamer | None = None, cancel: threading.Event | None = None
+    ) -> list[Completion]:
+        request = batch[0].request  # plan_batches put only requests with equal decoding settings together
+        budgets = [p.request.max_tokens for p in batch]
+        tensors = {k: v.to(self.device) for k, v in left_pad(self.processor.pad_id, [p.encoded for p in batch]).items()}
+        features = {m: (x.to(self.device), mask.to(self.device)) for m, (x, mask) in collate_features([p.features for p in batch]).items()}
+        with self._llm_lock, self._seeded(request.seed):
+            start = time.perf_counter()
+            new_tokens = self.model.generate(
+                tensors["input_ids"],
+                tensors["attention_mask"],
+                tensors["media_ids"],
+                features,
+                generation_config=self._generation_config(request, max(budgets)),
+                stopping_criteria=StoppingCriteriaList([_RowBudget(budgets, self.device)] + ([_Cancelled(cancel)] if cancel else [])),
+                streamer=streamer,
+            )  # [b, n_new]
+            llm_seconds = time.perf_counter() - start
+        return [self._completion(row.tolist(), p, llm_seconds) for row, p in zip(new_tokens.cpu(), batch)]
+
+    def _completion(self, tokens: list[int], prepared: PreparedRequest, llm_seconds: float) -> Completion:
+        tokens = tokens[: prepared.request.max_tokens]  # past its budget a row holds padding
+        stop = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
+        kept = tokens if stop is None else tokens[: stop + 1]  # the eos token counts as generated, as in vLLM
+        return Completion(
+            text=self.processor.tokenizer.decode(kept, skip_special_tokens=True),
+            prompt_tokens=len(prepared.encoded),
+            completion_tokens=len(kept),
+            finish_reason="length" if stop is None else "stop",
+            media_seconds=prepared.media_seconds,
+            llm_seconds=llm_seconds,
+        )

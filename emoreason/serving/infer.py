@@ -1,0 +1,201 @@
+"""`emoreason infer`: batch predictions over a schema JSONL, resumable, one line per sample.
+
+    emoreason infer --model runs/mer/export --input data/test.jsonl --out runs/mer/predictions.jsonl
+
+Each output line is one of
+    {"id": ..., "text": answer, "label": parsed label or null}             (plus "absent": {modality: reason}
+                                                                            when the media lacked a modality)
+    {"id": ..., "error": {"reason": ..., "message": ...}}                  a sample that could not be run
+
+The prompt is the sample's conversation up to its last user turn or, for a sample without one,
+a recognition prompt listing the labels (default: every targets.emotion in the input, sorted).
+Killed? Run the same command again: samples with a line in --out (predictions and errors alike)
+are skipped, and a torn last line is cut, so nothing is lost or written twice. To retry failed
+samples, delete their error lines first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from emoreason.constants import MEDIA_KINDS, PLACEHOLDER_TOKENS
+from emoreason.jsonl import JsonlAppender, read_complete_records
+from emoreason.labels import extract_label
+from emoreason.media.errors import MediaError
+from emoreason.model.features import cached_features
+from emoreason.model.generation import prompt_turns
+from emoreason.schema import Sample, SchemaError, iter_samples
+from emoreason.serving.backends import BACKENDS, BackendError, load_engine
+from emoreason.serving.engine import BatchInferenceEngine, GenerationRequest, MediaInput
+from emoreason.serving.requests import PreparedRequest, prepare_with_features
+
+
+class SetupError(Exception):
+    """The job cannot start (backend missing, labels unknown); no sample is at fault."""
+
+
+# The wording `emoreason instruct --task recognition` trains with (data_prep/instructions/templates.yaml).
+SUBTITLE_LINE = 'The subtitle reads: "{subtitle}"'
+RECOGNITION_PROMPT = "Which emotion does the person express? Answer with one label from: {labels}."
+
+
+def default_prompt(sample: Sample, labels: Sequence[str], modalities: Sequence[str]) -> str:
+    """Placeholders, subtitle, question: the layout of the recognition instructions.
+
+    Placeholders of modalities the sample turns out to lack are dropped by the processor.
+    """
+    lines = [" ".join(PLACEHOLDER_TOKENS[m] for m in modalities)] if modalities else []
+    if sample.subtitle:
+        lines.append(SUBTITLE_LINE.format(subtitle=sample.subtitle.strip()))
+    lines.append(RECOGNITION_PROMPT.format(labels=", ".join(labels)))
+    return "\n".join(lines)
+
+
+def sample_request(
+    sample: Sample, labels: Sequence[str], modalities: Sequence[str], data_root: Path, max_tokens: int
+) -> GenerationRequest:
+    """A greedy request for the sample, its media resolved against data_root."""
+    if sample.conversations:
+        messages = [{"role": t.role, "content": t.content} for t in prompt_turns(sample.conversations)]
+    else:
+        messages = [{"role": "user", "content": default_prompt(sample, labels, modalities)}]
+    media = [MediaInput(kind, sample.media_path(kind, data_root)) for kind in MEDIA_KINDS if getattr(sample.media, kind)]
+    return GenerationRequest(messages=messages, media=media, max_tokens=max_tokens, temperature=0.0)
+
+
+def prepare_sample(
+    engine: BatchInferenceEngine, sample: Sample, request: GenerationRequest, feature_source: str, samples_dir: Path
+) -> PreparedRequest:
+    if feature_source == "live":
+        return engine.prepare(request)
+    start = time.perf_counter()
+    features = cached_features(sample, samples_dir, engine.modalities)
+    absent = {m: "not_cached" for m in engine.modalities if m not in features}
+    return prepare_with_features(request, features, engine.processor, absent, time.perf_counter() - start)
+
+
+def error_record(sample_id: str, exc: Exception) -> dict:
+    if isinstance(exc, MediaError):
+        return {"id": sample_id, "error": exc.to_json()}
+    reason = "missing_feature" if isinstance(exc, FileNotFoundError) else "bad_request"
+    return {"id": sample_id, "error": {"reason": reason, "message": str(exc)}}
+
+
+def load_batch_engine(backend: str, model_dir: str, device: str, batch_size: int) -> BatchInferenceEngine:
+    try:
+        engine = load_engine(backend, model_dir, device=device, max_batch_size=batch_size)
+    except BackendError as exc:
+        raise SetupError(str(exc)) from None
+    if not isinstance(engine, BatchInferenceEngine):
+        raise SetupError(f"the {backend} engine has no prepare/generate_prepared; `emoreason infer` needs both")
+    return engine
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emoreason infer", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model directory (an export, or a trained model)")
+    parser.add_argument("--input", required=True, help="schema JSONL of samples")
+    parser.add_argument("--out", required=True, help="predictions JSONL (appended to; existing ids are skipped)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="hf", help="inference backend (default hf; vllm for throughput)")
+    parser.add_argument("--device", default="cpu", help="torch device of the LLM (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=64, help="longest answer, in tokens")
+    parser.add_argument("--labels", help="comma-separated label set (default: every targets.emotion in --input)")
+    parser.add_argument("--data-root", help="folder the media paths are relative to (default: the input's folder)")
+    parser.add_argument(
+        "--feature-source", choices=("live", "cache"), default="live",
+        help="live: decode media and run the encoders now; cache: the features `emoreason prep` stored",
+    )
+    return parser
+
+
+def read_input(path: Path) -> list[Sample]:
+    """Valid samples; bad records are reported on stderr and skipped (they have no trustworthy id)."""
+    errors: list[SchemaError] = []
+    samples = list(iter_samples(path, errors))
+    for exc in errors:
+        print(f"emoreason infer: skipped {exc}", file=sys.stderr)
+    return samples
+
+
+def predict_chunk(
+    engine: BatchInferenceEngine,
+    chunk: Sequence[Sample],
+    labels: Sequence[str],
+    *,
+    data_root: Path,
+    samples_dir: Path,
+    feature_source: str,
+    max_tokens: int,
+) -> list[dict]:
+    """Output records for a chunk: an error record per sample that cannot run, a prediction per other."""
+    records: list[dict] = []
+    ready: list[tuple[Sample, PreparedRequest]] = []
+    for sample in chunk:
+        request = sample_request(sample, labels, engine.modalities, data_root, max_tokens)
+        try:
+            ready.append((sample, prepare_sample(engine, sample, request, feature_source, samples_dir)))
+        except (MediaError, ValueError, FileNotFoundError) as exc:  # this sample's fault alone
+            records.append(error_record(sample.id, exc))
+    completions = engine.generate_prepared([prepared for _, prepared in ready]) if ready else []
+    for (sample, prepared), completion in zip(ready, completions):
+        text = completion.text.strip()
+        record = {"id": sample.id, "text": text, "label": extract_label(text, labels)}
+        records.append(record | ({"absent": prepared.absent} if prepared.absent else {}))
+    return records
+
+
+def run(args: argparse.Namespace) -> dict[str, int]:
+    input_path = Path(args.input)
+    samples = read_input(input_path)
+    if args.labels:
+        labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    else:
+        labels = sorted({s.targets.emotion for s in samples if s.targets and s.targets.emotion})
+    if not labels and any(not s.conversations for s in samples):
+        raise SetupError("samples without conversations get a recognition prompt listing the labels: pass --labels a,b,c")
+    data_root = Path(args.data_root) if args.data_root else input_path.parent
+    counts = {"predicted": 0, "failed": 0, "skipped": 0}
+    with JsonlAppender(args.out) as out:  # opening cuts a torn last line first
+        done = {record["id"] for record in read_complete_records(args.out)}
+        todo = [s for s in samples if s.id not in done]
+        counts["skipped"] = len(samples) - len(todo)
+        if not todo:
+            return counts
+        engine = load_batch_engine(args.backend, args.model, args.device, args.batch_size)
+        with tqdm(total=len(todo), unit="sample", desc="infer", disable=None) as progress:
+            for start in range(0, len(todo), args.batch_size):
+                chunk = todo[start : start + args.batch_size]
+                records = predict_chunk(
+                    engine, chunk, labels, data_root=data_root, samples_dir=input_path.parent,
+                    feature_source=args.feature_source, max_tokens=args.max_tokens,
+                )
+                for record in records:
+                    out.write(record)
+                    counts["failed" if "error" in record else "predicted"] += 1
+                progress.update(len(chunk))
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or args.max_tokens < 1:
+        print("emoreason infer: --batch-size and --max-tokens must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        counts = run(args)
+    except (SetupError, FileNotFoundError) as exc:
+        print(f"emoreason infer: {exc}", file=sys.stderr)
+        return 2
+    print(f"{counts['predicted']} predicted, {counts['failed']} failed (error lines), {counts['skipped']} already in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""A GenerationRequest -> the prompt tokens and live features every backend feeds its LLM.
+
+Media runs decode -> faces -> frozen encoders here, with the model's own encoder and media
+settings, and the features are rounded to fp16 exactly as the prep cache stores them, so a
+served model sees what it was trained on. Two kinds of failure are told apart:
+
+- the request's media is unusable (missing, zero-length, corrupt, not media, too long): MediaError,
+  which a server answers with a 4xx;
+- a modality the media simply lacks (no audio track, no face, a still image for the video
+  encoder, an empty audio track): that modality is absent, its placeholder dropped from the
+  prompt, and the model answers from the rest. Nothing is ever filled in with zeros.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from emoreason.constants import MEDIA_KINDS
+from emoreason.features.live import VISUAL_MODALITIES, MediaFeatureExtractor
+from emoreason.media.errors import MediaError, check_file
+from emoreason.model.processor import EmotionProcessor, EncodedConversation
+from emoreason.serving.engine import GenerationRequest
+
+# Reasons that describe what a readable file lacks, not a broken file: the modality is just absent.
+# ("empty" here is an empty track; a zero-length file is refused by check_file before decoding.)
+ABSENT_REASONS = frozenset({"no_audio", "no_video", "no_face", "empty"})
+
+
+@dataclasses.dataclass
+class PreparedRequest:
+    """A request with its media turned into features and its prompt tokenized, ready for any backend."""
+
+    request: GenerationRequest
+    encoded: EncodedConversation
+    """Prompt tokens ending in the assistant generation prompt (placeholders expanded)."""
+    features: dict[str, torch.Tensor]
+    """modality -> [t, d] fp16; only modalities the media provided."""
+    absent: dict[str, str] = dataclasses.field(default_factory=dict)
+    """modality -> reason it has no features (a key of emoreason.media.errors.REASONS)."""
+    media_seconds: float = 0.0
+
+
+def media_files(request: GenerationRequest) -> dict[str, Path]:
+    """kind -> path; at most one file per kind (one sample has one video, one audio, one image)."""
+    files: dict[str, Path] = {}
+    for item in request.media:
+        if item.kind not in MEDIA_KINDS:
+            raise MediaError("bad_field", item.path, f"media kind {item.kind!r}, expected one of {list(MEDIA_KINDS)}")
+        if item.kind in files:
+            raise MediaError("bad_field", item.path, f"more than one {item.kind} in one request")
+        files[item.kind] = Path(item.path)
+    return files
+
+
+def extract_features(
+    extractor: MediaFeatureExtractor, files: dict[str, Path], modalities: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(modality -> [t, d] fp16, modality -> absence reason) for the model's modalities."""
+    for path in files.values():
+        check_file(path)  # a missing or zero-length upload is the client's error, never "absent media"
+    features: dict[str, torch.Tensor] = {}
+    absent: dict[str, str] = {}
+
+    def attempt(covered: Sequence[str], compute) -> None:
+        try:
+            features.update(compute())
+        except MediaError as exc:
+            if exc.reason not in ABSENT_REASONS:
+                raise
+            absent.update({m: exc.reason for m in covered})
+
+    if "audio" in modalities:
+        # A separate audio file wins over the video's track, as in prep.
+        source = files.get("audio") or files.get("video")
+        if source is None:
+            absent["audio"] = "no_audio"
+        else:
+            attempt(["audio"], lambda: {"audio": extractor.audio_features(source)})
+
+    visual = [m for m in VISUAL_MODALITIES if m in modalities]
+    kind = "video" if "video" in files else "image" if "image" in files else None
+    if kind is None:
+        absent.update({m: "no_video" for m in visual})
+        visual = []
+    elif kind == "image" and "video" in visual:
+        absent["video"] = "no_video"  # a still image has no motion for the video encoder
+        visual.remove("video")
+    if visual:
+        attempt(visual, lambda: _visual_features(extractor, files[kind], kind, visual, absent))
+    return {m: f.to(torch.float16) for m, f in features.items()}, absent
+
+
+def _visual_features(
+    extractor: MediaFeatureExtractor, path: Path, kind: str, modalities: list[str], absent: dict[str, str]
+) -> dict[str, torch.Tensor]:
+    decoded = extractor.decode_visual(path, kind)  # one decode feeds face, frame and video
+    out: dict[str, torch.Tensor] = {}
+    for m in modalities:
+        if m == "face":
+            faces, _ = extractor.face_features(decoded)
+            if faces is None:
+                absent["face"] = "no_face"
+                continue
+            out["face"] = faces
+        else:
+            out[m] = extractor.frame_or_video_features(decoded, m)
+    return out
+
+
+def check_request(request: GenerationRequest) -> None:
+    """ValueError naming the first field a backend cannot honour."""
+    if request.max_tokens < 1:
+        raise ValueError(f"max_tokens: expected an integer >= 1, got {request.max_tokens}")
+    if request.temperature < 0:
+        raise ValueError(f"temperature: expected a number >= 0 (0 is greedy), got {request.temperature}")
+    if not 0 < request.top_p <= 1:
+        raise ValueError(f"top_p: expected a number in (0, 1], got {request.top_p}")
+    if not request.messages:
+        raise ValueError("messages: expected at least one chat turn")
+    for i, message in enumerate(request.messages):
+        valid = isinstance(message, dict) and message.get("role") in ("system", "user", "assistant")
+        if not (valid and isinstance(message.get("content"), str)):
+            raise ValueError(f"messages[{i}]: expected {{'role': system|user|assistant, 'content': str}}, got {message!r}")
+
+
+def _encode(processor: EmotionProcessor, request: GenerationRequest, features: dict[str, torch.Tensor]) -> EncodedConversation:
+    # ValueError when the conversation has nowhere to put the media or runs over max_length.
+    return processor.encode(request.messages, {m: f.shape[0] for m, f in features.items()}, generation_prompt=True)
+
+
+def prepare_request(
+    request: GenerationRequest, extractor: MediaFeatureExtractor, processor: EmotionProcessor, modalities: Sequence[str]
+) -> PreparedRequest:
+    """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
+    check_request(request)  # before any decoding: a bad field costs no media work
+    start = time.perf_counter()
+    files = media_files(request)
+    features, absent = extract_features(extractor, files, modalities) if files else ({}, {})
+    media_seconds = time.perf_counter() - start
+    return PreparedRequest(request, _encode(processor, request, features), features, absent, media_seconds)
+
+
+def prepare_with_features(
+    request: GenerationRequest,
+    features: dict[str, torch.Tensor],
+    processor: EmotionProcessor,
+    absent: dict[str, str] | None = None,
+    media_seconds: float = 0.0,
+) -> PreparedRequest:
+    """A request whose features were computed elsewhere (the prep cache), already fp16."""
+    check_request(request)
+    return PreparedRequest(request, _encode(processor, request, features), dict(features), dict(absent or {}), media_seconds)
