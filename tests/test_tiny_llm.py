@@ -32,7 +32,7 @@ def model(llm_dir):
 def test_reloads_as_a_small_qwen2(model, tokenizer):
     config = model.config
     assert config.model_type == "qwen2" and not config.tie_word_embeddings
-    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads) == (64, 2, 4, 2)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads) == (64, 2, 2, 1)
     assert config.vocab_size == len(tokenizer) <= 512
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
     assert model.generation_config.eos_token_id == tokenizer.eos_token_id == config.eos_token_id

@@ -36,7 +36,7 @@ ADAPTER_DIR = "adapter"
 TOKENIZER_DIR = "tokenizer"
 FORMAT_VERSION = 1
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def make_processor(model: EmotionLM, tokenizer) -> EmotionProcessor:
@@ -55,11 +55,11 @@ def _load_llm(config: ModelConfig):
     from transformers import AutoModelForCausalLM
 
     with quiet_hf_progress():
-        llm = AutoModelForCausalLM.from_pretrained(config.llm, dtype=_DTYPES[config.dtype], trust_remote_code=config.trust_remote_code)
+        llm = AutoModelForCausalLM.from_pretrained(config.llm, dtype=TORCH_DTYPES[config.dtype], trust_remote_code=config.trust_remote_code)
     return llm.requires_grad_(False)
 
 
-def _load_tokenizer(source: str | os.PathLike, trust_remote_code: bool):
+def load_tokenizer(source: str | os.PathLike, trust_remote_code: bool):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
@@ -79,8 +79,8 @@ def build_model(config: ModelConfig, seed: int | None = None) -> tuple[EmotionLM
             LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"),
         )
     dims = {m: encoder_hidden_size(config.encoders[m].model, config.encoders[m].trust_remote_code) for m in config.modalities}
-    model = EmotionLM(config, llm, dims).to(_DTYPES[config.dtype])
-    return model, make_processor(model, _load_tokenizer(config.llm, config.trust_remote_code))
+    model = EmotionLM(config, llm, dims).to(TORCH_DTYPES[config.dtype])
+    return model, make_processor(model, load_tokenizer(config.llm, config.trust_remote_code))
 
 
 def save_model(model: EmotionLM, processor: EmotionProcessor, out_dir: str | os.PathLike, state_dict: dict | None = None) -> Path:
@@ -129,7 +129,7 @@ def load_trainable_state(model: EmotionLM, model_dir: str | os.PathLike) -> None
     from peft import set_peft_model_state_dict
 
     model_dir = Path(model_dir)
-    _load_own_state(model, model_dir / PROJECTORS_FILE)
+    load_own_state(model, model_dir / PROJECTORS_FILE)
     if model.model_config.lora is not None:
         adapter = load_file(str(model_dir / ADAPTER_DIR / "adapter_model.safetensors"))
         result = set_peft_model_state_dict(model.llm, adapter)
@@ -137,7 +137,7 @@ def load_trainable_state(model: EmotionLM, model_dir: str | os.PathLike) -> None
             raise ValueError(f"{model_dir / ADAPTER_DIR}: unexpected adapter weights {result.unexpected_keys[:5]}")
 
 
-def _load_own_state(model: EmotionLM, path: Path) -> None:
+def load_own_state(model: EmotionLM, path: Path) -> None:
     state = load_file(str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("llm.")]
@@ -175,13 +175,13 @@ def load_model(model_dir: str | os.PathLike, trainable: bool = False) -> tuple[E
     if config.lora is not None:
         with quiet_hf_progress():
             llm = PeftModel.from_pretrained(llm, str(model_dir / ADAPTER_DIR), is_trainable=trainable)
-    model = EmotionLM(config, llm, dims).to(_DTYPES[config.dtype])
-    _load_own_state(model, model_dir / PROJECTORS_FILE)
+    model = EmotionLM(config, llm, dims).to(TORCH_DTYPES[config.dtype])
+    load_own_state(model, model_dir / PROJECTORS_FILE)
     model.requires_grad_(False)
     if trainable:
         for name, param in model.named_parameters():
             param.requires_grad = not name.startswith("llm.") or "lora_" in name
     model.eval()  # the Trainer switches to train mode itself; inference must not run dropout or slow-path attention
     tokenizer_dir = model_dir / TOKENIZER_DIR
-    tokenizer = _load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else config.llm, config.trust_remote_code)
+    tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else config.llm, config.trust_remote_code)
     return model, make_processor(model, tokenizer)

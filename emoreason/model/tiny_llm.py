@@ -79,8 +79,9 @@ def _train_tokenizer(corpus: list[str], vocab_size: int) -> tf.PreTrainedTokeniz
 
 
 def _build_model(tokenizer: tf.PreTrainedTokenizerFast) -> tf.Qwen2ForCausalLM:
+    # head_dim 32 (64 / 2 heads): vLLM's CPU attention kernels take head sizes of 32 and up only.
     config = tf.Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
         intermediate_size=128, max_position_embeddings=1024, tie_word_embeddings=False,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         # Wider than the usual 0.02: a random LLM's output head must be able to reach confident

