@@ -108,6 +108,12 @@ def test_bad_requests_raise_value_error(engine, clips):
         engine.generate([ask([MediaInput("video", clips[0]), MediaInput("video", clips[1])])])
 
 
+@pytest.fixture
+def no_eos(engine, monkeypatch):
+    """An eos id past the vocabulary: generation can only end on its budget."""
+    monkeypatch.setattr(engine, "eos_ids", [len(engine.processor.tokenizer)])
+
+
 def test_max_tokens_and_finish_reason(engine, clips):
     budgets = [1, 8, 3, 8]
     mixed = engine.generate([ask([MediaInput("video", c)], max_tokens=b) for c, b in zip(clips, budgets)])
@@ -118,7 +124,9 @@ def test_max_tokens_and_finish_reason(engine, clips):
     # Rows with a small budget stop early without changing what their neighbours generate.
     alone = engine.generate([ask([MediaInput("video", clips[1])], max_tokens=8)])[0]
     assert mixed[1].text == alone.text and mixed[1].finish_reason == alone.finish_reason
-    # Without media the half-trained model babbles: 16 tokens of it end on the budget.
+
+
+def test_a_reply_without_eos_ends_on_its_budget(engine, no_eos):
     babble = engine.generate([ask([], max_tokens=16)])[0]
     assert babble.finish_reason == "length" and babble.completion_tokens == 16
 
@@ -130,7 +138,7 @@ def test_stream_concatenates_to_the_greedy_text(engine, clips):
         assert "".join(deltas) == engine.generate([request])[0].text
 
 
-def test_closing_a_stream_stops_its_generation(engine, monkeypatch):
+def test_closing_a_stream_stops_its_generation(engine, monkeypatch, no_eos):
     request = ask([], max_tokens=200)
     assert engine.generate([request])[0].completion_tokens == 200  # left alone, it would run all 200 steps
     forwards = []

@@ -1,0 +1,197 @@
+"""Benchmark serving: the hf and vllm backends on the same exported tiny model, in the same run.
+
+    .venv/bin/python scripts/bench_serve.py [--workdir runs/bench_serve] [--max-tokens 32] [--concurrency 1 8 32]
+
+Prints one JSON object; nothing is asserted. Everything is generated locally (synthetic clips, tiny
+encoders, tiny LLM); the model is trained for one step and exported, so its greedy answers run to
+--max-tokens or a random eos: output length is what it is, and is reported as output tokens/s.
+
+Load is generated the way `emoreason serve` handles it: each in-flight request is one thread calling
+`engine.generate([request])` (the server's thread pool); `concurrency` threads keep requests in
+flight until `requests` have finished. For each backend and concurrency:
+- requests/s and output tokens/s, p50/p95 latency;
+- time split: media (decode, faces, encoders, projectors) against LLM, summed over requests;
+- `live`: each request carries its clip (the full path); `cached`: the same requests with their
+  features precomputed, which isolates the LLM stage;
+- the limit: the same vLLM engine fed plain token prompts of the same lengths, no media.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_VLLM_OVER_HF = 3.0
+GOAL_MULTIMODAL_OVER_PLAIN = 0.8
+
+
+def build_model(workdir: Path, num_per_class: int) -> tuple[Path, list[Path], list[str]]:
+    """(exported model, clips, labels); re-running reuses what exists."""
+    from emoreason.demo import prepare_tiny_data, train_tiny
+    from emoreason.model.loading import MODEL_FILE
+    from emoreason.serving.export import export_model
+
+    data = prepare_tiny_data(workdir / "data", num_per_class=num_per_class, seed=0)
+    export = workdir / "export"
+    if not (export / MODEL_FILE).exists():
+        model = train_tiny(data, workdir / "train", ["optim.max_steps=1", "optim.resume=false"])
+        export_model(model, export)
+    clips = sorted((workdir / "data" / "data" / "clips").glob("*.mp4"))
+    return export, clips, data.labels
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def run_load(call: Callable[[int], tuple[int, float, float]], num_requests: int, concurrency: int) -> dict:
+    """`call(i)` -> (output tokens, media s, llm s); `concurrency` threads pull request indices."""
+    lock = threading.Lock()
+    pending = iter(range(num_requests))
+    results: list[tuple[float, int, float, float]] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            start = time.perf_counter()
+            tokens, media, llm = call(i)
+            with lock:
+                results.append((time.perf_counter() - start, tokens, media, llm))
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    latencies = [r[0] for r in results]
+    tokens = sum(r[1] for r in results)
+    media, llm = sum(r[2] for r in results), sum(r[3] for r in results)
+    return {
+        "requests": len(results),
+        "requests_per_s": round(len(results) / wall, 3),
+        "output_tokens_per_s": round(tokens / wall, 1),
+        "mean_output_tokens": round(tokens / len(results), 1),
+        "latency_p50_s": round(percentile(latencies, 0.5), 3),
+        "latency_p95_s": round(percentile(latencies, 0.95), 3),
+        "media_fraction": round(media / (media + llm), 3) if media + llm else None,
+        "media_s_per_request": round(media / len(results), 4),
+        "llm_s_per_request": round(llm / len(results), 4),
+    }
+
+
+def engine_calls(engine, requests, prepared) -> dict[str, Callable[[int], tuple[int, float, float]]]:
+    from emoreason.serving.requests import prepare_with_features
+
+    def live(i: int):
+        (c,) = engine.generate([requests[i % len(requests)]])
+        return c.completion_tokens, c.media_seconds, c.llm_seconds
+
+    def cached(i: int):
+        p = prepared[i % len(prepared)]
+        (c,) = engine.generate_prepared([prepare_with_features(p.request, p.features, engine.processor, p.absent)])
+        return c.completion_tokens, c.media_seconds, c.llm_seconds
+
+    return {"live": live, "cached": cached}
+
+
+def plain_token_call(engine, prompts: list[list[int]], max_tokens: int) -> Callable[[int], tuple[int, float, float]]:
+    """The same vLLM engine on token-id prompts: no media, no embeddings (the throughput limit)."""
+    from vllm import SamplingParams
+
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens, stop_token_ids=engine.eos_ids)
+    counter = iter(range(10**9))
+
+    async def one(ids: list[int]):
+        final = None
+        async for out in engine._engine.generate({"prompt_token_ids": ids}, params, request_id=f"plain-{next(counter)}"):
+            final = out
+        return final
+
+    def call(i: int):
+        start = time.perf_counter()
+        out = asyncio.run_coroutine_threadsafe(one(prompts[i % len(prompts)]), engine._loop).result()
+        return len(out.outputs[0].token_ids), 0.0, time.perf_counter() - start
+
+    return call
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="runs/bench_serve")
+    parser.add_argument("--num-per-class", type=int, default=8, help="synthetic clips per class (4 classes)")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=0, help="requests per measurement (default max(16, 2 x concurrency))")
+    parser.add_argument("--backends", nargs="+", default=["hf", "vllm"])
+    args = parser.parse_args()
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from emoreason.serving.backends import load_engine
+    from emoreason.serving.engine import GenerationRequest, MediaInput
+    from emoreason.serving.infer import RECOGNITION_PROMPT
+
+    export, clips, labels = build_model(Path(args.workdir), args.num_per_class)
+    question = RECOGNITION_PROMPT.format(labels=", ".join(labels))
+    requests = [
+        GenerationRequest(messages=[{"role": "user", "content": question}], media=[MediaInput("video", c)], max_tokens=args.max_tokens)
+        for c in clips
+    ]
+    report: dict = {
+        "model": str(export),
+        "clips": len(clips),
+        "max_tokens": args.max_tokens,
+        "cpu_count": os.cpu_count(),
+        "results": {},
+    }
+    for backend in args.backends:
+        engine = load_engine(backend, export, max_batch_size=max(args.concurrency))
+        prepared = [engine.prepare(r) for r in requests]  # also warms the encoders
+        report["prompt_tokens_mean"] = round(statistics.mean(len(p.encoded) for p in prepared), 1)
+        calls = engine_calls(engine, requests, prepared)
+        if backend == "vllm":
+            calls["plain_tokens"] = plain_token_call(engine, [p.encoded.input_ids for p in prepared], args.max_tokens)
+        out = report["results"][backend] = {}
+        for name, call in calls.items():
+            call(0)  # warm-up
+            for c in args.concurrency:
+                n = args.requests or max(16, 2 * c)
+                out.setdefault(name, {})[f"c{c}"] = run_load(call, n, c)
+                print(f"{backend} {name} c={c}: {out[name][f'c{c}']['requests_per_s']} req/s", file=sys.stderr)
+        if hasattr(engine, "close"):
+            engine.close()
+
+    results = report["results"]
+    if {"hf", "vllm"} <= results.keys():
+        top = f"c{max(args.concurrency)}"
+        ratios = {}
+        for path in ("live", "cached"):
+            hf, vllm = results["hf"][path][top], results["vllm"][path][top]
+            ratios[f"vllm_over_hf_{path}_requests_{top}"] = round(vllm["requests_per_s"] / hf["requests_per_s"], 2)
+            ratios[f"vllm_over_hf_{path}_tokens_{top}"] = round(vllm["output_tokens_per_s"] / hf["output_tokens_per_s"], 2)
+            plain = results["vllm"]["plain_tokens"][top]
+            ratios[f"multimodal_{path}_over_plain_tokens_{top}"] = round(vllm["output_tokens_per_s"] / plain["output_tokens_per_s"], 2)
+            ratios[f"multimodal_{path}_over_plain_requests_{top}"] = round(vllm["requests_per_s"] / plain["requests_per_s"], 2)
+        report["ratios"] = ratios
+        report["goals"] = {"vllm_over_hf_at_c32": GOAL_VLLM_OVER_HF, "multimodal_over_plain_vllm": GOAL_MULTIMODAL_OVER_PLAIN}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
