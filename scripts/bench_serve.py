@@ -13,15 +13,19 @@ flight until `requests` have finished. For each backend and concurrency:
 - time split: media (decode, faces, encoders, projectors) against LLM, summed over requests;
 - `live`: each request carries its clip (the full path); `cached`: the same requests with their
   features precomputed, which isolates the LLM stage;
-- the limit: the same vLLM engine fed plain token prompts of the same lengths, no media.
+- the limit: the same vLLM engine fed plain token prompts of the same lengths, no media. Each
+  request gets its own random token ids: the real prompts differ per clip, and identical token
+  prompts would let vLLM's prefix cache skip most of the prefill work.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
+import random
 import statistics
 import sys
 import threading
@@ -109,22 +113,29 @@ def engine_calls(engine, requests, prepared) -> dict[str, Callable[[int], tuple[
     return {"live": live, "cached": cached}
 
 
-def plain_token_call(engine, prompts: list[list[int]], max_tokens: int) -> Callable[[int], tuple[int, float, float]]:
-    """The same vLLM engine on token-id prompts: no media, no embeddings (the throughput limit)."""
+def plain_token_call(engine, lengths: list[int], max_tokens: int) -> Callable[[int], tuple[int, float, float]]:
+    """The same vLLM engine on token-id prompts of the given lengths: no media, no embeddings (the limit).
+
+    Every call draws fresh random ids, so no two requests share a prefix for vLLM's cache to reuse.
+    """
     from vllm import SamplingParams
 
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens, stop_token_ids=engine.eos_ids)
-    counter = iter(range(10**9))
+    vocab = len(engine.processor.tokenizer)
+    counter = itertools.count()
 
-    async def one(ids: list[int]):
+    async def one(ids: list[int], request_id: str):
         final = None
-        async for out in engine._engine.generate({"prompt_token_ids": ids}, params, request_id=f"plain-{next(counter)}"):
+        async for out in engine._engine.generate({"prompt_token_ids": ids}, params, request_id=request_id):
             final = out
         return final
 
     def call(i: int):
+        n = next(counter)
+        rng = random.Random(n)
+        ids = [rng.randrange(vocab) for _ in range(lengths[i % len(lengths)])]
         start = time.perf_counter()
-        out = asyncio.run_coroutine_threadsafe(one(prompts[i % len(prompts)]), engine._loop).result()
+        out = asyncio.run_coroutine_threadsafe(one(ids, f"plain-{n}"), engine._loop).result()
         return len(out.outputs[0].token_ids), 0.0, time.perf_counter() - start
 
     return call
@@ -136,11 +147,17 @@ def main() -> int:
     parser.add_argument("--num-per-class", type=int, default=8, help="synthetic clips per class (4 classes)")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--requests", type=int, default=0, help="requests per measurement (default max(16, 2 x concurrency))")
+    parser.add_argument("--requests", type=int, default=0, help="requests per measurement (default max(32, 4 x concurrency))")
     parser.add_argument("--backends", nargs="+", default=["hf", "vllm"])
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # Training logs and vLLM (engine subprocesses included) print to stdout: point fd 1 at stderr
+    # for the run, so stdout carries the JSON alone.
+    json_out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
 
     from emoreason.serving.backends import load_engine
     from emoreason.serving.engine import GenerationRequest, MediaInput
@@ -165,12 +182,12 @@ def main() -> int:
         report["prompt_tokens_mean"] = round(statistics.mean(len(p.encoded) for p in prepared), 1)
         calls = engine_calls(engine, requests, prepared)
         if backend == "vllm":
-            calls["plain_tokens"] = plain_token_call(engine, [p.encoded.input_ids for p in prepared], args.max_tokens)
+            calls["plain_tokens"] = plain_token_call(engine, [len(p.encoded) for p in prepared], args.max_tokens)
         out = report["results"][backend] = {}
         for name, call in calls.items():
             call(0)  # warm-up
             for c in args.concurrency:
-                n = args.requests or max(16, 2 * c)
+                n = args.requests or max(32, 4 * c)
                 out.setdefault(name, {})[f"c{c}"] = run_load(call, n, c)
                 print(f"{backend} {name} c={c}: {out[name][f'c{c}']['requests_per_s']} req/s", file=sys.stderr)
         if hasattr(engine, "close"):
@@ -189,7 +206,7 @@ def main() -> int:
             ratios[f"multimodal_{path}_over_plain_requests_{top}"] = round(vllm["requests_per_s"] / plain["requests_per_s"], 2)
         report["ratios"] = ratios
         report["goals"] = {"vllm_over_hf_at_c32": GOAL_VLLM_OVER_HF, "multimodal_over_plain_vllm": GOAL_MULTIMODAL_OVER_PLAIN}
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2), file=json_out, flush=True)
     return 0
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from emoreason.features.live import MediaFeatureExtractor
-from emoreason.model.features import collate_features
 from emoreason.model.prompt_embedder import load_prompt_embedder
+from emoreason.serving.embed_batcher import EmbedBatcher
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.requests import PreparedRequest, prepare_request
 
@@ -66,6 +66,7 @@ class VLLMEngine:
         self.max_batch_size = max_batch_size
         self.eos_ids = self._eos_ids(llm_dir)
         self._media_lock = threading.Lock()
+        self._batcher = EmbedBatcher(self.embedder, self.processor.pad_id, max_batch_size)
         self._ids = itertools.count()
 
         options = default_engine_options(self.device.type, max_batch_size, config.dtype) | dict(engine_options or {})
@@ -106,40 +107,29 @@ class VLLMEngine:
         return self.generate_prepared([self.prepare(r) for r in requests])
 
     def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
-        embedded = [self._embed(p) for p in prepared]
+        embedded = self._batcher.embed(prepared)
 
         async def run_all():
-            return await asyncio.gather(*(self._complete(p, embeds) for p, embeds in embedded))
+            return await asyncio.gather(*(self._complete(p, embeds) for p, embeds in zip(prepared, embedded)))
 
         return self._call(run_all())
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Text deltas of one completion. Media and request errors raise here, before any text."""
-        prepared, embeds = self._embed(self.prepare(request))
+        prepared = self.prepare(request)
+        (embeds,) = self._batcher.embed([prepared])
         return self._stream(prepared, embeds)
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _embed(self, prepared: PreparedRequest) -> tuple[PreparedRequest, torch.Tensor]:
-        """The prompt's embeddings [s, D] on the CPU; projector time counts as media time."""
-        start = time.perf_counter()
-        encoded = prepared.encoded
-        features = {m: (x.to(self.device), mask.to(self.device)) for m, (x, mask) in collate_features([prepared.features]).items()}
-        with self._media_lock, torch.inference_mode():
-            embeds = self.embedder.embed(
-                torch.tensor([encoded.input_ids], device=self.device),
-                torch.tensor([encoded.media_ids], device=self.device),
-                features,
-            )[0]
-        prepared.media_seconds += time.perf_counter() - start
-        return prepared, embeds.cpu()
 
     def _params(self, request: GenerationRequest):
         common = {
             "max_tokens": request.max_tokens,
             "stop_token_ids": self.eos_ids,
             "repetition_penalty": 1.0,
-            "skip_special_tokens": True,
+            # Text comes from our own decoding of the token ids (_completion), as in the hf backend;
+            # vLLM's incremental detokenizer would only cost time in this process.
+            "detokenize": False,
         }
         if request.temperature == 0:
             return self._sampling_params(temperature=0.0, **common)
@@ -211,6 +201,7 @@ class VLLMEngine:
             await asyncio.sleep(0.05)  # lets the cancelled output-handler task finish on this loop
 
         self._call(shutdown())
+        self._batcher.close()
         self._engine = None  # AsyncLLM.__del__ would shut down again at interpreter teardown
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
