@@ -1,0 +1,1 @@
+"""Emotion wheels shipped with emoreason (YAML data; see emoreason.eval.taxonomy)."""
