@@ -1,0 +1,1 @@
+"""Versioned LLM-judge prompt templates (YAML data; see emoreason.eval.judge_prompts)."""
