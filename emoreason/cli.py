@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("emoreason.serving.serve_cli", "OpenAI-compatible HTTP server (hf or vllm backend)"),
     "chat": ("emoreason.serving.chat", "multi-turn chat in the terminal, media attached by path"),
     "infer": ("emoreason.serving.infer", "batch predictions over a schema JSONL (resumable)"),
+    "eval": ("emoreason.eval.eval_cli", "score predictions, write results with provenance and the leaderboard"),
+    "submit": ("emoreason.eval.submit_cli", "write and validate MER2023/MER2025/EMER leaderboard files"),
     "demo": ("emoreason.demo", "run the end-to-end demo on the embedded default"),
 }
 

@@ -1,0 +1,113 @@
+"""`emoreason eval` and `emoreason submit` end to end on small hand-made files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from emoreason.eval.eval_cli import main as eval_main
+from emoreason.eval.leaderboard import load_results
+from emoreason.eval.submit_cli import main as submit_main
+from emoreason.schema import write_samples
+
+REFERENCES = [
+    {"id": "s1", "targets": {"emotion": "happy", "valence": 2.0, "open_vocab": ["happy", "excited"]}},
+    {"id": "s2", "targets": {"emotion": "sad", "valence": -1.0, "open_vocab": ["sad"]}},
+    {"id": "s3", "targets": {"emotion": "angry", "valence": -2.0, "open_vocab": ["angry"]}},
+    {"id": "s4", "targets": {"emotion": "happy", "valence": 1.0, "open_vocab": ["joyful"]}},
+]
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    from emoreason.schema import Sample
+
+    refs = tmp_path / "refs.jsonl"
+    write_samples(refs, [Sample.model_validate(r) for r in REFERENCES])
+    preds = write_jsonl(tmp_path / "run-a.jsonl", [
+        {"id": "s1", "text": "The person is happy.", "valence": 1.0},
+        {"id": "s2", "text": "sad", "valence": -1.0},
+        {"id": "s3", "text": "Either happy or sad, hard to say.", "valence": 0.0},  # names two labels: unmatched
+        {"id": "s4", "error": {"reason": "unreadable", "message": "corrupt clip"}},
+        {"id": "zz", "text": "happy"},  # no reference: reported, not scored
+    ])
+    return refs, preds
+
+
+def test_eval_writes_results_with_provenance_plots_and_leaderboard(files, tmp_path, capsys):
+    refs, preds = files
+    out = tmp_path / "board"
+    assert eval_main(["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out)]) == 0
+    results = json.loads((out / "run-a.results.json").read_text())
+    c = results["classification"]
+    # refs happy, sad, angry, happy; predictions happy, sad, unmatched, error -> 2 / 4 right
+    assert c["accuracy"] == pytest.approx(0.5) and c["labels"] == ["angry", "happy", "sad"]
+    assert c["weighted_f1"] == pytest.approx((1 * 0 + 2 * (2 / 3) + 1 * 1) / 4)  # happy: P 1, R 1/2 -> F1 2/3
+    assert results["label_extraction"]["unmatched"] == 2
+    assert results["label_extraction"]["unmatched_because"] == {"no_prediction": 0, "error": 1, "named_no_or_several_labels": 1}
+    assert results["counts"] == {"references": 4, "predictions": 4, "missing": 0, "errors": 1, "extra": 1}
+    # valence over the 3 samples that have one: errors (1,0,2) -> MSE 5/3
+    assert results["valence"]["mse"] == pytest.approx(5 / 3) and results["valence"]["without_prediction"] == 1
+    assert results["mer2023_score"] == pytest.approx(c["weighted_f1"] - 0.25 * 5 / 3)
+    assert results["open_vocab"]["levels"]["1"]["recall"] > 0
+    prov = results["provenance"]
+    assert prov["taxonomy_version"] == "emotion-wheel-v1" and len(prov["predictions_sha256"]) == 64 and prov["date"]
+    assert (out / "run-a.confusion.png").read_bytes()[:4] == b"\x89PNG" and (out / "run-a.recall.png").exists()
+    assert "| run-a |" in (out / "leaderboard.md").read_text() and "<td>run-a</td>" in (out / "leaderboard.html").read_text()
+    assert "weighted F1" in capsys.readouterr().out
+
+
+def test_leaderboard_ranks_runs_across_result_files(files, tmp_path):
+    refs, preds = files
+    out = tmp_path / "board"
+    better = write_jsonl(tmp_path / "run-b.jsonl", [{"id": r["id"], "text": r["targets"]["emotion"]} for r in REFERENCES])
+    for p in (preds, better):
+        assert eval_main(["--predictions", str(p), "--references", str(refs), "--out-dir", str(out), "--no-plots"]) == 0
+    assert [r["name"] for r in load_results(out)] == ["run-b", "run-a"]
+    rows = (out / "leaderboard.md").read_text().splitlines()
+    assert rows[2].startswith("| run-b |") and rows[3].startswith("| run-a |")
+
+
+def test_eval_errors_name_the_file_and_line(tmp_path, files, capsys):
+    refs, _ = files
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "s1", "text": "happy"}\n{"id": "s1", "text": "sad"}\n')
+    assert eval_main(["--predictions", str(bad), "--references", str(refs), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "bad.jsonl:2: id 's1' appears twice" in capsys.readouterr().err
+    bad.write_text('{"id": "s1", "valence": "high"}\n')
+    assert eval_main(["--predictions", str(bad), "--references", str(refs), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "bad.jsonl:1: valence: expected a number" in capsys.readouterr().err
+
+
+def test_submit_refuses_unusable_predictions_unless_forced(files, tmp_path, capsys):
+    refs, preds = files
+    out = tmp_path / "mer2023.csv"
+    args = ["--benchmark", "mer2023", "--predictions", str(preds), "--references", str(refs), "--out", str(out)]
+    assert submit_main(args) == 2
+    err = capsys.readouterr().err
+    assert "incomplete" in err and "'s3' has no prediction" in err and "'s4' has no prediction" in err and not out.exists()
+    assert submit_main([*args, "--force"]) == 0
+    assert out.read_text().splitlines() == ["name,discrete,valence", "s1,happy,1.0", "s2,sad,-1.0"]
+    assert submit_main(["--benchmark", "mer2023", "--check", str(out), "--references", str(refs)]) == 2
+    assert "'s3' has no prediction" in capsys.readouterr().err
+
+
+def test_submit_open_vocabulary_and_reasons(tmp_path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [
+        {"id": "a", "text": "Happy, excited and a little nervous."},
+        {"id": "b", "open_vocab": ["sad"], "text": "ignored"},
+    ])
+    ids = tmp_path / "ids.txt"
+    ids.write_text("a\nb\n")
+    npz = tmp_path / "track2.npz"
+    assert submit_main(["--benchmark", "mer2025-track2", "--predictions", str(preds), "--ids", str(ids), "--out", str(npz)]) == 0
+    with np.load(npz, allow_pickle=True) as data:
+        assert data["fileitems"].tolist() == [["happy", "excited", "a little nervous"], ["sad"]]
+    reasons = tmp_path / "emer.csv"
+    assert submit_main(["--benchmark", "emer", "--predictions", str(preds), "--ids", str(ids), "--out", str(reasons)]) == 0
+    assert submit_main(["--benchmark", "emer", "--check", str(reasons), "--ids", str(ids)]) == 0
