@@ -6,7 +6,8 @@
 4. build recognition conversations and split train / held-out,
 5. `train` the tiny instruct recipe and print held-out accuracy, with and without the media,
 6. `export` the model (LoRA merged), `infer` over the held-out clips with features computed live
-   from the media, and show one `chat` exchange.
+   from the media, and show one `chat` exchange,
+7. `eval` the predictions: results with provenance, plots and the leaderboard.
 
 The functions here are also the tiny recipe's fixtures for tests and benchmarks.
 """
@@ -20,7 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-from emoreason.jsonl import read_complete_records
 from emoreason.schema import load_samples
 
 PREP_CONFIG = "configs/prep/demo.yaml"
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from emoreason.eval.eval_cli import main as eval_main
     from emoreason.model.loading import load_model
     from emoreason.serving.chat import main as chat_main
     from emoreason.serving.export import export_model
@@ -116,15 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     from emoreason.train.heldout import heldout_accuracy
 
     workdir = Path(args.workdir)
-    print(f"[demo 1/5] synthetic clips -> prep -> conversations in {workdir}")
+    print(f"[demo 1/6] synthetic clips -> prep -> conversations in {workdir}")
     data = prepare_tiny_data(workdir, args.num_per_class, args.seed)
     counts = data.prep_report["counts"]
     print(f"prep: {counts['ok']} ok, {counts['partial']} partial, {counts['failed']} failed; report {workdir / 'prep' / 'report.json'}")
 
-    print(f"[demo 2/5] train the tiny instruct recipe -> {workdir / 'train'}")
+    print(f"[demo 2/6] train the tiny instruct recipe -> {workdir / 'train'}")
     final = train_tiny(data, workdir / "train", args.train)
 
-    print("[demo 3/5] held-out accuracy (greedy decoding)")
+    print("[demo 3/6] held-out accuracy (greedy decoding)")
     model, processor = load_model(final)
     with_media = heldout_accuracy(model, processor, data.heldout, data.labels)
     without = heldout_accuracy(model, processor, data.heldout, data.labels, with_media=False)
@@ -134,27 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {final}")
 
     export_dir = workdir / "export"
-    print(f"[demo 4/5] export (LoRA merged) -> {export_dir}; infer over the held-out clips, features computed live")
+    print(f"[demo 4/6] export (LoRA merged) -> {export_dir}; infer over the held-out clips, features computed live")
     export_model(final, export_dir)
     predictions = workdir / "predictions.jsonl"
     predictions.unlink(missing_ok=True)  # a fresh model: earlier predictions are stale
     data_root = workdir / "data"
     infer_main(["--model", str(export_dir), "--input", str(data.heldout), "--out", str(predictions), "--data-root", str(data_root)])
-    print(f"  live-media accuracy from {predictions}: {prediction_accuracy(predictions, data.heldout):.3f}")
 
-    print("[demo 5/5] one chat exchange (what `emoreason chat --model` prints)")
+    print("[demo 5/6] one chat exchange (what `emoreason chat --model` prints)")
     clip = load_samples(data.heldout)[0].media.video
     lines = [f"/video {clip}", f"Which emotion does the person express? Answer with one label from: {', '.join(data.labels)}."]
     print("\n".join(f"  you> {line}" for line in lines))
     script = io.StringIO("\n".join(lines) + "\n")
     chat_main(["--model", str(export_dir), "--media-root", str(data_root), "--max-tokens", "16"], stdin=script)
+
+    board = workdir / "leaderboard"
+    print(f"[demo 6/6] eval the predictions -> {board}")
+    eval_main([
+        "--predictions", str(predictions), "--references", str(data.heldout), "--out-dir", str(board),
+        "--name", "tiny-demo", "--model", str(export_dir), "--labels", ",".join(data.labels),
+    ])
+    print((board / "leaderboard.md").read_text(), end="")
     return 0
-
-
-def prediction_accuracy(predictions: Path, references: Path) -> float:
-    truth = {s.id: s.targets.emotion for s in load_samples(references)}
-    records = list(read_complete_records(predictions))
-    return sum(r.get("label") == truth.get(r["id"]) for r in records) / max(1, len(records))
 
 
 if __name__ == "__main__":
