@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.features import collate_features
 from emoreason.model.loading import load_model
 from emoreason.model.processor import EncodedConversation
 from emoreason.serving.engine import Completion, GenerationRequest
-from emoreason.serving.requests import PreparedRequest, prepare_request
+from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
+from emoreason.serving.requests import PreparedRequest
 
 
 class _RowBudget(StoppingCriteria):
@@ -83,40 +83,16 @@ def left_pad(pad_id: int, encoded: Sequence[EncodedConversation]) -> dict[str, t
     }
 
 
-class HFEngine:
+class HFEngine(LiveMediaEngine):
     """InferenceEngine (and BatchInferenceEngine) on transformers `generate`."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, model_name: str | None = None):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
         self.model, self.processor = load_model(model_dir)
+        self._init_common(self.model.model_config, model_dir, max_batch_size, model_name)
         self.device = torch.device(device)
         self.model.to(self.device)
-        config = self.model.model_config
-        self.modalities = config.modalities
-        self.extractor = MediaFeatureExtractor(config.encoders, config.media)
-        self.model_name = model_name or Path(model_dir).resolve().name
-        self.max_batch_size = max_batch_size
-        self.eos_ids = self._eos_ids()
-        self._media_lock = threading.Lock()
+        self.eos_ids = eos_token_ids(self.processor, getattr(self.model.llm.generation_config, "eos_token_id", None))
         self._llm_lock = threading.Lock()
-
-    def _eos_ids(self) -> list[int]:
-        # Chat models often end turns with a token the tokenizer does not call eos (Qwen: <|im_end|>
-        # and <|endoftext|>); the checkpoint's generation_config lists them all.
-        ids = {self.processor.tokenizer.eos_token_id}
-        configured = getattr(self.model.llm.generation_config, "eos_token_id", None)
-        ids |= set(configured) if isinstance(configured, list) else {configured}
-        return sorted(i for i in ids if i is not None)
-
-    def prepare(self, request: GenerationRequest) -> PreparedRequest:
-        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
-        with self._media_lock:
-            return prepare_request(request, self.extractor, self.processor, self.modalities)
-
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        # Every request's media is checked before any LLM work, so one bad file fails the call early.
-        return self.generate_prepared([self.prepare(r) for r in requests])
 
     def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
         completions: list[Completion | None] = [None] * len(prepared)
@@ -196,16 +172,3 @@ class HFEngine:
             )  # [b, n_new]
             llm_seconds = time.perf_counter() - start
         return [self._completion(row.tolist(), p, llm_seconds) for row, p in zip(new_tokens.cpu(), batch)]
-
-    def _completion(self, tokens: list[int], prepared: PreparedRequest, llm_seconds: float) -> Completion:
-        tokens = tokens[: prepared.request.max_tokens]  # past its budget a row holds padding
-        stop = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
-        kept = tokens if stop is None else tokens[: stop + 1]  # the eos token counts as generated, as in vLLM
-        return Completion(
-            text=self.processor.tokenizer.decode(kept, skip_special_tokens=True),
-            prompt_tokens=len(prepared.encoded),
-            completion_tokens=len(kept),
-            finish_reason="length" if stop is None else "stop",
-            media_seconds=prepared.media_seconds,
-            llm_seconds=llm_seconds,
-        )

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.prompt_embedder import load_prompt_embedder
 from emoreason.serving.embed_batcher import EmbedBatcher
 from emoreason.serving.engine import Completion, GenerationRequest
-from emoreason.serving.requests import PreparedRequest, prepare_request
+from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
+from emoreason.serving.requests import PreparedRequest
 
 _DONE = object()
 
@@ -38,7 +38,7 @@ def default_engine_options(device: str, max_batch_size: int, dtype: str) -> dict
     return options
 
 
-class VLLMEngine:
+class VLLMEngine(LiveMediaEngine):
     """InferenceEngine (and BatchInferenceEngine) on vLLM's AsyncLLM fed with prompt embeddings."""
 
     def __init__(
@@ -49,8 +49,7 @@ class VLLMEngine:
         model_name: str | None = None,
         engine_options: dict | None = None,
     ):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
+        from transformers import GenerationConfig
         from vllm import SamplingParams
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -60,12 +59,8 @@ class VLLMEngine:
         self.device = torch.device(device)
         self.embedder.to(self.device)
         config = self.embedder.model_config
-        self.modalities = config.modalities
-        self.extractor = MediaFeatureExtractor(config.encoders, config.media)
-        self.model_name = model_name or Path(model_dir).resolve().name
-        self.max_batch_size = max_batch_size
-        self.eos_ids = self._eos_ids(llm_dir)
-        self._media_lock = threading.Lock()
+        self._init_common(config, model_dir, max_batch_size, model_name)
+        self.eos_ids = eos_token_ids(self.processor, GenerationConfig.from_pretrained(str(llm_dir)).eos_token_id)
         self._batcher = EmbedBatcher(self.embedder, self.processor.pad_id, max_batch_size)
         self._ids = itertools.count()
 
@@ -84,27 +79,6 @@ class VLLMEngine:
 
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
-
-    def _eos_ids(self, llm_dir: Path) -> list[int]:
-        from transformers import GenerationConfig
-
-        ids = {self.processor.tokenizer.eos_token_id}
-        try:
-            configured = GenerationConfig.from_pretrained(str(llm_dir)).eos_token_id
-        except OSError:  # no generation_config.json
-            configured = None
-        ids |= set(configured) if isinstance(configured, list) else {configured}
-        return sorted(i for i in ids if i is not None)
-
-    # -- BatchInferenceEngine ---------------------------------------------------------------
-
-    def prepare(self, request: GenerationRequest) -> PreparedRequest:
-        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
-        with self._media_lock:
-            return prepare_request(request, self.extractor, self.processor, self.modalities)
-
-    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        return self.generate_prepared([self.prepare(r) for r in requests])
 
     def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
         embedded = self._batcher.embed(prepared)
@@ -146,19 +120,6 @@ class VLLMEngine:
         async for output in self._outputs(embeds, prepared.request, f"emo-{next(self._ids)}"):
             final = output
         return self._completion(list(final.outputs[0].token_ids), prepared, time.perf_counter() - start)
-
-    def _completion(self, tokens: list[int], prepared: PreparedRequest, llm_seconds: float) -> Completion:
-        # The same cut and decoding as HFEngine._completion, so both backends give the same text.
-        stop = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
-        kept = tokens if stop is None else tokens[: stop + 1]
-        return Completion(
-            text=self.processor.tokenizer.decode(kept, skip_special_tokens=True),
-            prompt_tokens=len(prepared.encoded),
-            completion_tokens=len(kept),
-            finish_reason="length" if stop is None else "stop",
-            media_seconds=prepared.media_seconds,
-            llm_seconds=llm_seconds,
-        )
 
     def _stream(self, prepared: PreparedRequest, embeds: torch.Tensor) -> Iterator[str]:
         deltas: queue.Queue = queue.Queue()

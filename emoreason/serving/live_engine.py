@@ -1,0 +1,66 @@
+"""What both backends share: live media -> prompt preparation, eos ids, and token ids -> Completion."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from emoreason.features.live import MediaFeatureExtractor
+from emoreason.model.config import ModelConfig
+from emoreason.model.processor import EmotionProcessor
+from emoreason.serving.engine import Completion, GenerationRequest
+from emoreason.serving.requests import PreparedRequest, prepare_request
+
+
+def eos_token_ids(processor: EmotionProcessor, configured) -> list[int]:
+    """The tokenizer's eos plus the checkpoint's generation_config eos ids.
+
+    Chat models often end turns with a token the tokenizer does not call eos (Qwen: <|im_end|> and
+    <|endoftext|>); the checkpoint's generation_config lists them all.
+    """
+    ids = {processor.tokenizer.eos_token_id}
+    ids |= set(configured) if isinstance(configured, list) else {configured}
+    return sorted(i for i in ids if i is not None)
+
+
+class LiveMediaEngine:
+    """Base of HFEngine and VLLMEngine: the BatchInferenceEngine half that is not generation."""
+
+    processor: EmotionProcessor
+    eos_ids: list[int]
+
+    def _init_common(self, config: ModelConfig, model_dir: str | Path, max_batch_size: int, model_name: str | None) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
+        self.modalities = config.modalities
+        self.extractor = MediaFeatureExtractor(config.encoders, config.media)
+        self.model_name = model_name or Path(model_dir).resolve().name
+        self.max_batch_size = max_batch_size
+        # The encoders and the face detector are shared: one request's media at a time.
+        self._media_lock = threading.Lock()
+
+    def prepare(self, request: GenerationRequest) -> PreparedRequest:
+        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
+        with self._media_lock:
+            return prepare_request(request, self.extractor, self.processor, self.modalities)
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        # Every request's media is checked before any LLM work, so one bad file fails the call early.
+        return self.generate_prepared([self.prepare(r) for r in requests])
+
+    def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
+        raise NotImplementedError
+
+    def _completion(self, tokens: list[int], prepared: PreparedRequest, llm_seconds: float) -> Completion:
+        """Both backends cut and decode new token ids this one way, so they give the same text."""
+        tokens = tokens[: prepared.request.max_tokens]  # past its budget a batched row holds padding
+        stop = next((k for k, t in enumerate(tokens) if t in self.eos_ids), None)
+        kept = tokens if stop is None else tokens[: stop + 1]  # the eos token counts as generated, as in vLLM
+        return Completion(
+            text=self.processor.tokenizer.decode(kept, skip_special_tokens=True),
+            prompt_tokens=len(prepared.encoded),
+            completion_tokens=len(kept),
+            finish_reason="length" if stop is None else "stop",
+            media_seconds=prepared.media_seconds,
+            llm_seconds=llm_seconds,
+        )

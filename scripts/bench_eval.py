@@ -1,0 +1,105 @@
+"""Benchmark evaluation: offline metrics over 10,000 predictions, and the LLM judge on a fake server.
+
+    .venv/bin/python scripts/bench_eval.py [--num 10000] [--judge-items 64] [--judge-delay 0.05]
+
+Prints one JSON object; nothing is asserted. Everything is generated here: references and answers
+drawn from the MER label set and the shipped emotion wheel, and an OpenAI-compatible fake judge on
+127.0.0.1 that answers "Score: N" after --judge-delay seconds (a stand-in for a remote LLM's
+latency, so the figures show what concurrency and the cache buy, not a model's speed).
+
+1. offline: wall time to score --num predictions with the offline metrics (classification with
+   label extraction from free text, valence, open vocabulary on the wheel), and with the offline
+   judge (embedding similarity + lexical F1) on their explanations.
+2. judge: items/s at concurrency 1 and 16 (fresh caches), then a re-run on the warm cache:
+   its hit ratio and the HTTP calls it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the fake judge server helper
+
+LABELS = ("neutral", "angry", "happy", "sad", "worried", "surprise")
+CLUES = ("a raised voice", "a trembling voice", "a wide smile", "furrowed brows", "tears", "a slow sigh", "wide eyes", "a clenched jaw")
+
+
+def synthetic_pairs(num: int, seed: int = 0) -> tuple[list, list]:
+    from emoreason.eval.predictions import Prediction
+    from emoreason.eval.taxonomy import shipped_wheel
+    from emoreason.schema import Sample
+
+    rng = random.Random(seed)
+    words = sorted(shipped_wheel().index)
+    samples, predictions = [], []
+    for i in range(num):
+        label = rng.choice(LABELS)
+        said = label if rng.random() < 0.7 else rng.choice(LABELS)
+        text = rng.choice([f"The person is {said}.", f"{said}", f"Probably {said}, given {rng.choice(CLUES)}.", "Hard to tell."])
+        samples.append(Sample.model_validate({
+            "id": f"s{i}",
+            "targets": {"emotion": label, "valence": rng.uniform(-5, 5), "open_vocab": rng.sample(words, rng.randint(1, 3)),
+                        "reasoning": f"The speaker shows {rng.choice(CLUES)} and {rng.choice(CLUES)}, so the emotion is {label}."},
+        }))
+        predictions.append(Prediction(
+            id=f"s{i}", text=text, valence=rng.uniform(-5, 5), open_vocab=rng.sample(words, rng.randint(1, 3)),
+        ))
+    return samples, predictions
+
+
+def bench_offline(num: int) -> dict:
+    from emoreason.eval.predictions import align
+    from emoreason.eval.scoring import offline_results
+    from emoreason.eval.taxonomy import shipped_wheel
+
+    samples, predictions = synthetic_pairs(num)
+    wheel = shipped_wheel()
+    start = time.perf_counter()
+    aligned = align(samples, {p.id: p for p in predictions})
+    results = offline_results(aligned, list(LABELS), wheel)
+    metrics_s = time.perf_counter() - start
+    out = {
+        "predictions": num,
+        "metrics_seconds": round(metrics_s, 3),
+        "metrics_per_second": round(num / metrics_s),
+        "unmatched": results["label_extraction"]["unmatched"],
+    }
+    try:
+        from emoreason.eval.offline_judge import OfflineJudge
+    except ImportError as exc:
+        out["offline_judge"] = f"unavailable: {exc}"
+        return out
+    judge = OfflineJudge()
+    start = time.perf_counter()
+    judge.score([p.text for p in predictions], [s.targets.reasoning for s in samples])
+    judge_s = time.perf_counter() - start
+    out["offline_judge_seconds"] = round(judge_s, 3)
+    out["offline_judge_per_second"] = round(num / judge_s)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num", type=int, default=10_000)
+    parser.add_argument("--judge-items", type=int, default=64)
+    parser.add_argument("--judge-delay", type=float, default=0.05)
+    args = parser.parse_args()
+    report = {"offline": bench_offline(args.num)}
+    report["judge"] = bench_judge(args.judge_items, args.judge_delay)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def bench_judge(items: int, delay: float) -> dict:
+    return {"skipped": "judge benchmark not wired yet"}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
