@@ -1,0 +1,48 @@
+"""A persistent judge cache: identical judge model, prompt version and messages are never asked twice.
+
+SQLite, one row per key; every write is its own transaction, so a killed run keeps what it scored.
+Only parsed scores are stored: an unparsable or failed reply is retried on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+
+def cache_key(model: str, prompt_version: str, template: str, messages: list[dict[str, str]]) -> str:
+    payload = json.dumps({"model": model, "prompt_version": prompt_version, "template": template, "messages": messages}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class JudgeCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # One connection guarded by a lock: the judge calls from one event loop, plus worker threads at most.
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL NOT NULL, reply TEXT NOT NULL)")
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> tuple[float, str] | None:
+        with self._lock:
+            row = self._db.execute("SELECT score, reply FROM scores WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return float(row[0]), row[1]
+
+    def put(self, key: str, score: float, reply: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO scores (key, score, reply) VALUES (?, ?, ?)", (key, score, reply))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
