@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="the model directory that made the predictions: recorded with its config hash")
     parser.add_argument("--wheel", default=DEFAULT_WHEEL, help=f"emotion wheel name or YAML path (default {DEFAULT_WHEEL})")
     parser.add_argument("--no-plots", action="store_true")
+    judge = parser.add_argument_group("LLM judge (EMER clue and label overlap, 1-10)")
+    judge.add_argument("--judge-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (emoreason serve works)")
+    judge.add_argument("--judge-model", help="judge model id at that endpoint")
+    judge.add_argument("--judge-api-key", default=os.environ.get("EMOREASON_JUDGE_API_KEY"), help="default: $EMOREASON_JUDGE_API_KEY")
+    judge.add_argument("--judge-prompts", default="emer_judge_v1", help="prompt set name or YAML path (default emer_judge_v1)")
+    judge.add_argument("--judge-cache", help="cache file (default OUT_DIR/judge_cache.sqlite); a re-run makes no calls")
+    judge.add_argument("--judge-concurrency", type=int, default=8)
+    parser.add_argument("--offline-judge", action="store_true", help="also score explanations with the offline judge (embeddings + lexical F1)")
+    parser.add_argument("--cot", action="store_true", help="also score chain-of-thought structure, consistency and grounding")
     return parser
 
 
@@ -62,6 +72,30 @@ def evaluate_run(args: argparse.Namespace) -> Path:
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.judge_url:
+        from emoreason.eval.explanations import llm_judge_results
+        from emoreason.eval.judge_client import LLMJudge
+
+        if not args.judge_model:
+            raise ValueError("--judge-model is required with --judge-url")
+        judge = LLMJudge(
+            args.judge_url, args.judge_model, Path(args.judge_cache or out_dir / "judge_cache.sqlite"),
+            api_key=args.judge_api_key, prompts=args.judge_prompts, concurrency=args.judge_concurrency,
+        )
+        try:
+            results["llm_judge"] = llm_judge_results(aligned, judge)
+        finally:
+            judge.close()
+        results["provenance"]["judge_model"] = judge.model
+        results["provenance"]["judge_prompt_version"] = judge.prompt_version
+    if args.offline_judge:
+        from emoreason.eval.explanations import offline_judge_results
+
+        results["offline_judge"] = offline_judge_results(aligned)
+    if args.cot:
+        from emoreason.eval.explanations import cot_results
+
+        results["cot"] = cot_results(aligned)
     if "classification" in results and not args.no_plots:
         from emoreason.eval.classification import ClassificationResult
         from emoreason.eval.plots import confusion_png, recall_png
@@ -91,6 +125,13 @@ def summary(results: dict) -> str:
         lines.append(f"MER2023 score {results['mer2023_score']:.4f}")
     if (o := results.get("open_vocab")) is not None:
         lines.append("open vocabulary F: " + "  ".join(f"L{level} {s['f1']:.4f}" for level, s in o["levels"].items()))
+    if (j := results.get("llm_judge")) is not None:
+        scores = "  ".join(f"{k} {j[k]['mean']:.2f} ({j[k]['unscored']} unscored)" for k in ("clue_overlap", "label_overlap") if j[k]["mean"] is not None)
+        lines.append(f"LLM judge {j['judge_model']} ({j['prompt_version']}): {scores}  [{j['calls']} calls, {j['cache_hits']} cached]")
+    if (o := results.get("offline_judge")) is not None and o["scored"]:
+        lines.append(f"offline judge: embedding similarity {o['offline_embedding_similarity']:.4f}  lexical F1 {o['offline_lexical_f1']:.4f}")
+    if (c := results.get("cot")) is not None and c["samples"]:
+        lines.append(f"chain of thought: structure {c['structure_mean']:.3f}  consistency {c['consistency_rate']}  grounding {c['grounding_mean']}")
     return "\n".join(lines)
 
 
@@ -98,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         path = evaluate_run(args)
-    except (FileNotFoundError, PredictionError, SchemaError, TaxonomyError) as exc:
+    except (FileNotFoundError, PredictionError, SchemaError, TaxonomyError, ValueError) as exc:
         print(f"emoreason eval: {exc}", file=sys.stderr)
         return 2
     results = json.loads(path.read_text())

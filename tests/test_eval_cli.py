@@ -111,3 +111,37 @@ def test_submit_open_vocabulary_and_reasons(tmp_path):
     reasons = tmp_path / "emer.csv"
     assert submit_main(["--benchmark", "emer", "--predictions", str(preds), "--ids", str(ids), "--out", str(reasons)]) == 0
     assert submit_main(["--benchmark", "emer", "--check", str(reasons), "--ids", str(ids)]) == 0
+
+
+def test_eval_with_an_llm_judge_records_it_and_reruns_from_cache(tmp_path):
+    from fake_judge import FakeJudge
+    from serving_helpers import running_server
+
+    from emoreason.schema import Sample
+
+    refs = tmp_path / "refs.jsonl"
+    write_samples(refs, [
+        Sample.model_validate({"id": "e1", "targets": {"emotion": "happy", "reasoning": "She smiles and laughs."}}),
+        Sample.model_validate({"id": "e2", "targets": {"emotion": "sad", "clues": {"audio": "a trembling voice"}}}),
+        Sample.model_validate({"id": "e3", "targets": {"emotion": "sad"}}),  # no explanation: not judged
+    ])
+    preds = write_jsonl(tmp_path / "expl.jsonl", [
+        {"id": "e1", "text": "A wide smile and laughter: happy."},
+        {"id": "e2", "text": "Her voice trembles: sad."},
+        {"id": "e3", "text": "sad"},
+    ])
+    fake = FakeJudge(lambda n, body: "Score: 8" if "clues" in body["messages"][1]["content"] else "Score: 6")
+    out = tmp_path / "board"
+    with running_server(fake.app()) as url:
+        args = ["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out), "--no-plots",
+                "--judge-url", f"{url}/v1", "--judge-model", "fake-judge"]
+        assert eval_main(args) == 0
+        assert fake.calls == 4  # 2 clue overlap + 2 label overlap
+        assert eval_main(args) == 0
+        assert fake.calls == 4  # the re-run came from the cache
+    results = json.loads((out / "expl.results.json").read_text())
+    judged = results["llm_judge"]
+    assert judged["clue_overlap"] == {"mean": 8.0, "scored": 2, "unscored": 0}
+    assert judged["label_overlap"]["mean"] == 6.0 and judged["not_scored"] == 1 and judged["cache_hits"] == 4
+    assert results["provenance"]["judge_model"] == "fake-judge" and results["provenance"]["judge_prompt_version"] == "emer-judge-v1"
+    assert "8.00" in (out / "leaderboard.md").read_text()
