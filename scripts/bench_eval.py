@@ -98,7 +98,30 @@ def main() -> int:
 
 
 def bench_judge(items: int, delay: float) -> dict:
-    return {"skipped": "judge benchmark not wired yet"}
+    from fake_judge import FakeJudge
+    from serving_helpers import running_server
+
+    from emoreason.eval.judge_client import LLMJudge
+
+    work = [{"reference": f"She smiles ({i}).", "prediction": f"A smile and a bright voice ({i})."} for i in range(items)]
+    out: dict = {"items": items, "server_delay_s": delay}
+    with tempfile.TemporaryDirectory() as tmp, running_server(FakeJudge(lambda n, body: "Score: 7", delay=delay).app()) as url:
+        for concurrency in (1, 16):
+            judge = LLMJudge(f"{url}/v1", "fake-judge", Path(tmp) / f"cache{concurrency}.sqlite", concurrency=concurrency)
+            start = time.perf_counter()
+            judge.score("clue_overlap", work)
+            wall = time.perf_counter() - start
+            out[f"c{concurrency}_items_per_s"] = round(items / wall, 1)
+            judge.close()
+        out["speedup_c16_over_c1"] = round(out["c16_items_per_s"] / out["c1_items_per_s"], 2)
+        rerun = LLMJudge(f"{url}/v1", "fake-judge", Path(tmp) / "cache16.sqlite", concurrency=16)
+        start = time.perf_counter()
+        rerun.score("clue_overlap", work)
+        out["rerun_seconds"] = round(time.perf_counter() - start, 3)
+        out["rerun_cache_hit_ratio"] = rerun.stats.cache_hits / items
+        out["rerun_http_calls"] = rerun.stats.calls
+        rerun.close()
+    return out
 
 
 if __name__ == "__main__":
