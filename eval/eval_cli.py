@@ -95,7 +95,7 @@ def evaluate_run(args: argparse.Namespace) -> Path:
     if args.cot:
         from emoreason.eval.explanations import cot_results
 
-        results["cot"] = cot_results(aligned)
+        results["cot"] = cot_results(aligned, labels)
     if "classification" in results and not args.no_plots:
         from emoreason.eval.classification import ClassificationResult
         from emoreason.eval.plots import confusion_png, recall_png
@@ -131,7 +131,8 @@ def summary(results: dict) -> str:
     if (o := results.get("offline_judge")) is not None and o["scored"]:
         lines.append(f"offline judge: embedding similarity {o['offline_embedding_similarity']:.4f}  lexical F1 {o['offline_lexical_f1']:.4f}")
     if (c := results.get("cot")) is not None and c["samples"]:
-        lines.append(f"chain of thought: structure {c['structure_mean']:.3f}  consistency {c['consistency_rate']}  grounding {c['grounding_mean']}")
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        lines.append(f"chain of thought: structure {fmt(c.get('structure_mean'))}  consistency {fmt(c.get('consistency_rate'))}  grounding {fmt(c.get('grounding_mean'))}")
     return "\n".join(lines)
 
 

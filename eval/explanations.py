@@ -6,6 +6,8 @@ a sample without one is counted, not scored as zero.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from emoreason.eval.predictions import Aligned, Prediction
 from emoreason.schema import Sample
 
@@ -63,11 +65,12 @@ def offline_judge_results(aligned: Aligned) -> dict:
     return scores.summary() | {"not_scored": len(aligned.samples) - len(pairs)}
 
 
-def cot_results(aligned: Aligned) -> dict:
-    from emoreason.eval.cot import available_modalities, score_cot, summarise
+def cot_results(aligned: Aligned, labels: Sequence[str] | None = None) -> dict:
+    """CoT structure, consistency (conclusions read against `labels`, else as open vocabulary) and grounding."""
+    from emoreason.eval.cot import sample_modalities, score_cot, summarise
 
     scored = [
-        score_cot(p.text, available_modalities([k for k in ("video", "audio", "image") if getattr(s.media, k, None)], bool(s.subtitle)))
+        score_cot(p.text, sample_modalities(s), labels or None)
         for s, p in zip(aligned.samples, aligned.predictions)
         if p is not None and p.error is None and p.text
     ]

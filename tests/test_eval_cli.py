@@ -145,3 +145,28 @@ def test_eval_with_an_llm_judge_records_it_and_reruns_from_cache(tmp_path):
     assert judged["label_overlap"]["mean"] == 6.0 and judged["not_scored"] == 1 and judged["cache_hits"] == 4
     assert results["provenance"]["judge_model"] == "fake-judge" and results["provenance"]["judge_prompt_version"] == "emer-judge-v1"
     assert "8.00" in (out / "leaderboard.md").read_text()
+
+
+def test_eval_scores_chains_of_thought_and_explanations_offline(tmp_path):
+    from emoreason.schema import Sample
+
+    refs = tmp_path / "refs.jsonl"
+    write_samples(refs, [
+        Sample.model_validate({"id": "c1", "media": {"video": "a.mp4"}, "targets": {"emotion": "happy", "reasoning": "She smiles; her voice is bright."}}),
+        Sample.model_validate({"id": "c2", "media": {"image": "b.png"}, "targets": {"emotion": "sad", "reasoning": "Tears on her face."}}),
+    ])
+    preds = write_jsonl(tmp_path / "cot.jsonl", [
+        {"id": "c1", "text": "Observations: she smiles and her voice is bright.\nInterpretation: she feels joy.\nConclusion: happy"},
+        {"id": "c2", "text": "Observations: her voice trembles and she looks sad.\nInterpretation: sorrow.\nConclusion: happy"},
+    ])
+    out = tmp_path / "board"
+    args = ["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out), "--no-plots", "--cot", "--offline-judge"]
+    assert eval_main(args) == 0
+    results = json.loads((out / "cot.results.json").read_text())
+    cot = results["cot"]
+    assert cot["samples"] == 2 and cot["structure_mean"] == 1.0
+    assert cot["consistency_rate"] == 0.5  # c2 reasons to sadness, concludes happy
+    assert cot["grounding_mean"] < 1.0  # c2 is an image: its "voice" is not in the sample
+    offline = results["offline_judge"]
+    assert offline["scored"] == 2 and 0 < offline["offline_embedding_similarity"] <= 1 and offline["offline_lexical_f1"] > 0
+    assert "llm_judge" not in results  # offline scores are never reported as judge scores
