@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 def cache_key(model: str, prompt_version: str, template: str, messages: list[dict[str, str]]) -> str:
+    """sha256 of everything that decides the judge's reply (temperature is always 0)."""
     payload = json.dumps({"model": model, "prompt_version": prompt_version, "template": template, "messages": messages}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -23,14 +24,20 @@ class JudgeCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        # One connection guarded by a lock: the judge calls from one event loop, plus worker threads at most.
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL NOT NULL, reply TEXT NOT NULL)")
+        try:
+            # One connection guarded by a lock: the judge writes from one event loop, other callers from
+            # threads. isolation_level=None is autocommit, so each put is durable once it returns.
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
+            # WAL lets another process (a second eval over the same cache) read while this one writes.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL NOT NULL, reply TEXT NOT NULL)")
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"judge cache {self.path}: not a usable SQLite database ({exc}); move it away to start afresh") from None
         self.hits = 0
         self.misses = 0
 
     def get(self, key: str) -> tuple[float, str] | None:
+        """(score, raw reply) for a key scored before, else None; counted as a hit or a miss."""
         with self._lock:
             row = self._db.execute("SELECT score, reply FROM scores WHERE key = ?", (key,)).fetchone()
             if row is None:
@@ -43,6 +50,19 @@ class JudgeCache:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO scores (key, score, reply) VALUES (?, ?, ?)", (key, score, reply))
 
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses}
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> JudgeCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

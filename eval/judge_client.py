@@ -2,8 +2,8 @@
 
 Temperature 0, versioned prompts (emoreason.eval.judge_prompts), robust score parsing
 (emoreason.eval.judge_scores), bounded concurrency, retries with exponential backoff and jitter on
-timeouts, connection errors, 429 and 5xx (never on other 4xx: the request itself is wrong), and a
-persistent cache (emoreason.eval.judge_cache): a re-run over the same inputs makes no calls.
+timeouts, connection errors, 408/409/429 and 5xx (never on other 4xx: the request itself is wrong),
+and a persistent cache (emoreason.eval.judge_cache): a re-run over the same inputs makes no calls.
 A reply with no parsable score is asked once more, then recorded as unscored, not cached.
 """
 
@@ -22,13 +22,19 @@ from emoreason.eval.judge_cache import JudgeCache, cache_key
 from emoreason.eval.judge_prompts import DEFAULT_PROMPTS, PromptSet, load_prompts
 from emoreason.eval.judge_scores import parse_score
 
+__all__ = ["JudgeScore", "JudgeStats", "LLMJudge", "parse_score", "summarise"]
+
 RETRIED_STATUS = {408, 409, 429}
+UNPARSABLE = "unparsable reply"
+# A server asking for a longer pause (Retry-After) is obeyed up to this many seconds.
+MAX_RETRY_AFTER_S = 60.0
 
 
 @dataclasses.dataclass
 class JudgeScore:
     score: float | None
     reply: str | None
+    """The judge's raw reply (the last one when it was asked twice); None when no call succeeded."""
     cached: bool = False
     error: str | None = None
 
@@ -36,10 +42,16 @@ class JudgeScore:
 @dataclasses.dataclass
 class JudgeStats:
     calls: int = 0
+    """HTTP requests sent, retries and second asks included."""
     cache_hits: int = 0
     retries: int = 0
     failures: int = 0
+    """Items left unscored because the endpoint kept failing (or refused the request)."""
     unparsable: int = 0
+    """Items left unscored because both replies had no usable score."""
+
+    def to_json(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
 
 
 class LLMJudge:
@@ -52,12 +64,16 @@ class LLMJudge:
         prompts: str | Path | PromptSet = DEFAULT_PROMPTS,
         concurrency: int = 8,
         max_retries: int = 4,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
         backoff_base: float = 0.5,
         max_tokens: int = 256,
     ):
         if concurrency < 1:
             raise ValueError(f"concurrency: expected an integer >= 1, got {concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries: expected an integer >= 0, got {max_retries}")
+        if timeout <= 0:
+            raise ValueError(f"timeout: expected seconds > 0, got {timeout}")
         self.base_url = base_url
         self.model = model
         self.api_key = api_key
@@ -74,28 +90,36 @@ class LLMJudge:
     def prompt_version(self) -> str:
         return self.prompts.version
 
+    def _client(self) -> openai.AsyncOpenAI:
+        # Without a key of our own we still pass one: the client would otherwise send $OPENAI_API_KEY
+        # to whatever judge endpoint this is.
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "none", max_retries=0, timeout=self.timeout)
+
     async def _ask(self, client: openai.AsyncOpenAI, messages: list[dict[str, str]]) -> str:
         """One reply's text, retrying what a retry can fix; raises the last error otherwise."""
         for attempt in range(self.max_retries + 1):
+            pause = self.backoff_base * 2**attempt * (0.5 + random.random())  # jitter: retries don't arrive in lockstep
             try:
                 self.stats.calls += 1
                 reply = await client.chat.completions.create(
                     model=self.model, messages=messages, temperature=0, max_tokens=self.max_tokens
                 )
-                return reply.choices[0].message.content or ""
+                # A server that answers 200 without choices gave no reply: treated as garbled, not as a crash.
+                choices = getattr(reply, "choices", None) or []
+                message = getattr(choices[0], "message", None) if choices else None
+                return getattr(message, "content", None) or ""
             except openai.APIStatusError as exc:
                 if (exc.status_code < 500 and exc.status_code not in RETRIED_STATUS) or attempt == self.max_retries:
                     raise
+                pause = max(pause, _retry_after(exc))
             except (openai.APITimeoutError, openai.APIConnectionError):
                 if attempt == self.max_retries:
                     raise
             self.stats.retries += 1
-            await asyncio.sleep(self.backoff_base * 2**attempt * (0.5 + random.random()))
+            await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
-    async def _score_one(self, client, template_name: str, inputs: dict[str, str], limit: asyncio.Semaphore) -> JudgeScore:
-        messages = self.prompts.template(template_name).messages(inputs)
-        key = cache_key(self.model, self.prompt_version, template_name, messages)
+    async def _score_key(self, client: openai.AsyncOpenAI, key: str, messages: list[dict[str, str]], limit: asyncio.Semaphore) -> JudgeScore:
         if (hit := self.cache.get(key)) is not None:
             self.stats.cache_hits += 1
             return JudgeScore(hit[0], hit[1], cached=True)
@@ -112,27 +136,71 @@ class LLMJudge:
                 self.stats.failures += 1
                 return JudgeScore(None, reply, error=f"{type(exc).__name__}: {exc}"[:500])
         self.stats.unparsable += 1
-        return JudgeScore(None, reply, error="unparsable reply")
+        return JudgeScore(None, reply, error=UNPARSABLE)
 
     async def score_async(self, template_name: str, items: Sequence[dict[str, str]], progress: bool = False) -> list[JudgeScore]:
+        """Scores in item order, at most `concurrency` requests in flight. Items with identical inputs
+        are asked once. A bad item (unknown template, missing input) raises before any call is made."""
+        template = self.prompts.template(template_name)
+        keyed = []
+        for item in items:
+            messages = template.messages(item)
+            keyed.append((cache_key(self.model, self.prompt_version, template_name, messages), messages))
+        unique = dict(keyed)
+        weight = {key: 0 for key in unique}
+        for key, _ in keyed:
+            weight[key] += 1
         limit = asyncio.Semaphore(self.concurrency)
-        client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "none", max_retries=0, timeout=self.timeout)
+        client = self._client()
+        tasks = {key: asyncio.ensure_future(self._score_key(client, key, messages, limit)) for key, messages in unique.items()}
         try:
-            tasks = [asyncio.ensure_future(self._score_one(client, template_name, item, limit)) for item in items]
-            with tqdm(total=len(tasks), desc=f"judge {template_name}", unit="item", disable=not progress) as bar:
-                for task in asyncio.as_completed(tasks):
-                    await task
-                    bar.update(1)
-            return [task.result() for task in tasks]
+            with tqdm(total=len(keyed), desc=f"judge {template_name}", unit="item", disable=not progress) as bar:
+                for key, task in tasks.items():
+                    task.add_done_callback(lambda _, n=weight[key]: bar.update(n))
+                await asyncio.gather(*tasks.values())
+            return [dataclasses.replace(tasks[key].result()) for key, _ in keyed]
         finally:
+            for task in tasks.values():
+                task.cancel()  # only matters when one raised: the rest must not outlive the client
             await client.close()
 
+    async def score_one_async(self, template_name: str, inputs: dict[str, str]) -> JudgeScore:
+        (score,) = await self.score_async(template_name, [inputs])
+        return score
+
     def score(self, template_name: str, items: Sequence[dict[str, str]], progress: bool = False) -> list[JudgeScore]:
-        """Scores in item order; for callers outside an event loop."""
+        """Scores in item order; for callers outside an event loop (inside one, await score_async)."""
+        _refuse_running_loop("score")
         return asyncio.run(self.score_async(template_name, items, progress))
+
+    def score_one(self, template_name: str, inputs: dict[str, str]) -> JudgeScore:
+        _refuse_running_loop("score_one")
+        return asyncio.run(self.score_one_async(template_name, inputs))
 
     def close(self) -> None:
         self.cache.close()
+
+    def __enter__(self) -> LLMJudge:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _retry_after(exc: openai.APIStatusError) -> float:
+    """Seconds the server asked us to wait (Retry-After in seconds), 0 when it did not say."""
+    try:
+        return min(float(exc.response.headers.get("retry-after", 0)), MAX_RETRY_AFTER_S)
+    except (TypeError, ValueError):  # an HTTP date, or garbage: fall back to our own backoff
+        return 0.0
+
+
+def _refuse_running_loop(method: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(f"LLMJudge.{method} was called inside a running event loop; await LLMJudge.{method}_async there")
 
 
 def summarise(scores: Sequence[JudgeScore]) -> dict:
