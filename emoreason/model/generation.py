@@ -9,7 +9,7 @@ import torch
 
 from emoreason.model.features import collate_features
 from emoreason.model.modeling import EmotionLM
-from emoreason.model.processor import EmotionProcessor
+from emoreason.model.processor import EmotionProcessor, EncodedConversation
 
 
 def prompt_turns(turns: Sequence[Any]) -> list[Any]:
@@ -20,17 +20,21 @@ def prompt_turns(turns: Sequence[Any]) -> list[Any]:
     return turns
 
 
+def left_pad(pad_id: int, encoded: Sequence[EncodedConversation]) -> dict[str, torch.Tensor]:
+    """input_ids, media_ids, attention_mask [b, s], left-padded so every row ends where generation starts."""
+    longest = max(len(e) for e in encoded)
+    pads = [longest - len(e) for e in encoded]
+    return {
+        "input_ids": torch.tensor([[pad_id] * p + e.input_ids for p, e in zip(pads, encoded)]),  # [b, s]
+        "media_ids": torch.tensor([[0] * p + e.media_ids for p, e in zip(pads, encoded)]),  # [b, s]
+        "attention_mask": torch.tensor([[0] * p + [1] * len(e) for p, e in zip(pads, encoded)]),  # [b, s]
+    }
+
+
 def collate_prompts(processor: EmotionProcessor, prompts: Sequence[tuple[Sequence[Any], Mapping[str, torch.Tensor]]]) -> dict:
     """Left-pad (turns, features) prompts so every row's last token is where generation starts."""
     encoded = [processor.encode(turns, {m: f.shape[0] for m, f in feats.items()}, generation_prompt=True) for turns, feats in prompts]
-    longest = max(len(e) for e in encoded)
-    rows = [longest - len(e) for e in encoded]
-    return {
-        "input_ids": torch.tensor([[processor.pad_id] * p + e.input_ids for p, e in zip(rows, encoded)]),  # [b, s]
-        "media_ids": torch.tensor([[0] * p + e.media_ids for p, e in zip(rows, encoded)]),  # [b, s]
-        "attention_mask": torch.tensor([[0] * p + [1] * len(e) for p, e in zip(rows, encoded)]),  # [b, s]
-        "features": collate_features([feats for _, feats in prompts]),
-    }
+    return left_pad(processor.pad_id, encoded) | {"features": collate_features([feats for _, feats in prompts])}
 
 
 @torch.no_grad()

@@ -27,8 +27,8 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from emoreason.model.features import collate_features
+from emoreason.model.generation import left_pad
 from emoreason.model.loading import load_model
-from emoreason.model.processor import EncodedConversation
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
 from emoreason.serving.requests import PreparedRequest
@@ -70,17 +70,6 @@ def plan_batches(requests: Sequence[GenerationRequest], max_batch_size: int) -> 
     for i, request in enumerate(requests):
         groups.setdefault(_batch_key(i, request), []).append(i)
     return [rows[k : k + max_batch_size] for rows in groups.values() for k in range(0, len(rows), max_batch_size)]
-
-
-def left_pad(pad_id: int, encoded: Sequence[EncodedConversation]) -> dict[str, torch.Tensor]:
-    """input_ids, media_ids, attention_mask [b, s], left-padded so every row ends where generation starts."""
-    longest = max(len(e) for e in encoded)
-    pads = [longest - len(e) for e in encoded]
-    return {
-        "input_ids": torch.tensor([[pad_id] * p + e.input_ids for p, e in zip(pads, encoded)]),  # [b, s]
-        "media_ids": torch.tensor([[0] * p + e.media_ids for p, e in zip(pads, encoded)]),  # [b, s]
-        "attention_mask": torch.tensor([[0] * p + [1] * len(e) for p, e in zip(pads, encoded)]),  # [b, s]
-    }
 
 
 class HFEngine(LiveMediaEngine):
