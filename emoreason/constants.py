@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
-# Modality-first naming throughout: `audio_encoder`, `face_projector`, ... keyed by these strings.
-MODALITIES: tuple[str, ...] = ("audio", "face", "video", "frame")
+import dataclasses
 
 # Media kinds a sample can point at; modalities are derived from them (face/video/frame from a video
 # or an image, audio from a video's track or an audio file).
 MEDIA_KINDS: tuple[str, ...] = ("video", "audio", "image")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModalitySpec:
+    """One row of the modality table: everything a stage needs to know about a modality."""
+
+    name: str
+    media_index: int
+    """Tag of this modality's positions in `media_ids` (0 is text)."""
+    sources: tuple[str, ...]
+    """Media kinds that can feed it, preferred first."""
+    visual: bool
+    """Computed from decoded frames (the visual modalities share one decode)."""
+    absent_reason: str
+    """Reason code when no source is present."""
+
+    def lacks_message(self, kinds: set[str]) -> str:
+        """Why this modality is absent from a sample whose media kinds are `kinds`."""
+        if self.name == "video" and "image" in kinds:
+            return "a still image has no motion for the video encoder"
+        if len(self.sources) == 1:
+            return f"sample has no media.{self.sources[0]}"
+        return "sample has neither " + " nor ".join(f"media.{k}" for k in self.sources)
+
+
+# The modality table. Modality-first naming throughout: `audio_encoder`, `face_projector`, ... keyed by
+# these names; the order is the order of placeholders in prompts and of projectors in a model.
+MODALITY_TABLE: tuple[ModalitySpec, ...] = (
+    # A separate audio file wins over the video's own track.
+    ModalitySpec("audio", 1, ("audio", "video"), visual=False, absent_reason="no_audio"),
+    ModalitySpec("face", 2, ("video", "image"), visual=True, absent_reason="no_video"),
+    # A still image has no motion: only a video feeds the video encoder.
+    ModalitySpec("video", 3, ("video",), visual=True, absent_reason="no_video"),
+    ModalitySpec("frame", 4, ("video", "image"), visual=True, absent_reason="no_video"),
+)
+
+MODALITIES: tuple[str, ...] = tuple(spec.name for spec in MODALITY_TABLE)
+VISUAL_MODALITIES: tuple[str, ...] = tuple(spec.name for spec in MODALITY_TABLE if spec.visual)
+MODALITY_SPECS: dict[str, ModalitySpec] = {spec.name: spec for spec in MODALITY_TABLE}
 
 PLACEHOLDER_TOKENS: dict[str, str] = {m: f"<{m}>" for m in MODALITIES}
 
@@ -22,4 +60,4 @@ FUSION_TOKEN = "<fusion>"
 
 # Positions in a sequence are tagged 0 for text and by this index for each media kind, so the model
 # knows where each modality's projected tokens go without adding placeholder tokens to the vocabulary.
-MEDIA_INDEX: dict[str, int] = {"audio": 1, "face": 2, "video": 3, "frame": 4, "fusion": 5}
+MEDIA_INDEX: dict[str, int] = {spec.name: spec.media_index for spec in MODALITY_TABLE} | {"fusion": len(MODALITY_TABLE) + 1}

@@ -1,0 +1,279 @@
+"""The one path from a sample's media to the projector model's inputs: decode -> faces -> encoders [-> cache].
+
+`emoreason prep` (with the feature cache), training with `feature_source=live` and every serving
+backend call `Featurizer.featurize`; nothing else decodes media for the projector model. So a served
+model sees exactly the fp16 features it was trained on, and each rule below lives here once:
+
+- which media file feeds which modality (the `sources` of each row of `emoreason.constants.MODALITY_TABLE`:
+  a separate audio file wins over the video's track, a still image cannot feed the video encoder);
+- the visual modalities share one decode of the frames; the face modality crops the main face per frame;
+- a modality succeeds or fails on its own, with a reason code from `emoreason.media.errors.REASONS`.
+
+Failures come back in one shape, `Absence`, split in two kinds: a *fault* (the file is missing,
+corrupt, not media, too long: the input is wrong) and a plain absence (a readable file simply has no
+audio track, no face, no motion). Prep reports both per sample; a server answers a fault with a 4xx
+and drops an absent modality's placeholder from the prompt. Nothing is ever filled in with zeros.
+
+A native multimodal backbone turns the same `MediaFiles` into its own processor's inputs; it plugs in
+beside this class with the same `featurize(files) -> result with .absent` shape (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from emoreason.constants import AUDIO_SAMPLE_RATE, MEDIA_KINDS, MODALITY_TABLE, VISUAL_MODALITIES
+from emoreason.encoders.config import EncoderConfig
+from emoreason.features.media_config import MediaConfig
+from emoreason.media.errors import MediaError, check_file
+from emoreason.schema import FaceRecord, Sample
+
+# 25 ms at 16 kHz: the HuBERT/wav2vec2 conv stack needs at least one 20 ms frame (400 samples).
+MIN_AUDIO_SAMPLES = 400
+# Reasons that say what a readable file lacks, not that the file is broken: the modality is just absent.
+ABSENT_REASONS = frozenset({"no_audio", "no_video", "no_face", "empty"})
+
+MediaFiles = Mapping[str, Path]
+"""Media kind ("video", "audio", "image") -> file; at most one file per kind."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Absence:
+    """Why one modality of a sample has no features."""
+
+    modality: str
+    reason: str
+    """A key of emoreason.media.errors.REASONS."""
+    message: str
+    fault: bool
+    """True when the input is at fault (a missing, corrupt or over-long file), not merely lacking the modality."""
+
+    def to_json(self) -> dict[str, str]:
+        return {"modality": self.modality, "reason": self.reason, "message": self.message}
+
+    @classmethod
+    def from_error(cls, modality: str, exc: MediaError, file_checked: bool = True) -> Absence:
+        # check_file's "empty" is a zero-length file (a fault); after it passed, "empty" is an empty track.
+        return cls(modality, exc.reason, str(exc), fault=not file_checked or exc.reason not in ABSENT_REASONS)
+
+
+@dataclasses.dataclass
+class Featurized:
+    """The projector model's inputs for one sample, and why any modality is missing."""
+
+    features: dict[str, torch.Tensor]
+    """modality -> [t, d] fp16, exactly as the feature cache stores it."""
+    absent: dict[str, Absence]
+    faces: FaceRecord | None = None
+    """Which sampled frames had a face (when the face modality ran)."""
+    frames_decoded: int = 0
+    """Frames decoded by this call (0 when every visual feature came from the cache)."""
+    cache_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    """modality -> feature-cache key, when the Featurizer has a cache."""
+
+    def faults(self) -> list[Absence]:
+        return [a for a in self.absent.values() if a.fault]
+
+    def raise_for_fault(self) -> None:
+        """MediaError for the first fault: the request's media is unusable, not just lacking a modality."""
+        for absence in self.faults():
+            raise MediaError(absence.reason, None, absence.message)
+
+
+def sample_files(sample: Sample, data_root: str | os.PathLike) -> dict[str, Path]:
+    """The sample's media files resolved against its data root."""
+    return {kind: path for kind in MEDIA_KINDS if (path := sample.media_path(kind, data_root)) is not None}
+
+
+@dataclasses.dataclass
+class _Frames:
+    frames: np.ndarray  # [n, h, w, 3] uint8 RGB
+    times: list[float]  # [n] seconds
+
+
+class Featurizer:
+    """Runs the configured frozen encoder of each modality on a sample's media, optionally through a cache."""
+
+    def __init__(self, encoders: Mapping[str, EncoderConfig], media: MediaConfig, cache=None, face_detector=None):
+        """cache: a FeatureCache to read and fill; face_detector: an already built detector (default: built
+        from media.faces on first use)."""
+        self.encoders = dict(encoders)
+        self.media = media
+        self.cache = cache
+        self._detector = face_detector
+
+    @property
+    def modalities(self) -> list[str]:
+        return [spec.name for spec in MODALITY_TABLE if spec.name in self.encoders]
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from emoreason.media.faces import build_face_detector
+
+            self._detector = build_face_detector(self.media.faces.detector, **self.media.faces.detector_args)
+        return self._detector
+
+    def encoder(self, modality: str):
+        from emoreason.encoders.frozen import load_encoder
+
+        return load_encoder(self.encoders[modality])
+
+    def settings(self, modality: str) -> dict[str, Any]:
+        """Every setting that shapes this modality's features (the cache key and the prep->train contract)."""
+        settings: dict[str, Any] = {"encoder": self.encoders[modality].settings_fingerprint()}
+        if modality == "audio":
+            settings["sample_rate"] = AUDIO_SAMPLE_RATE
+        else:
+            settings["frames"] = dataclasses.asdict(self.media.video)
+        if modality == "face":
+            settings["faces"] = dataclasses.asdict(self.media.faces)
+        return settings
+
+    # -- the one entry point ------------------------------------------------------------------
+
+    def featurize(self, files: MediaFiles, modalities: Sequence[str] | None = None, sample_id: str | None = None) -> Featurized:
+        """Features of every requested modality that has an encoder; each modality succeeds or fails alone."""
+        wanted = [m for m in (modalities or self.modalities) if m in self.encoders]
+        out = Featurized({}, {})
+        checked: dict[str, MediaError | None] = {}
+        for kind, path in files.items():
+            try:
+                check_file(path)
+                checked[kind] = None
+            except MediaError as exc:
+                checked[kind] = exc
+        hashes: dict[str, str] = {}
+
+        def media_hash(kind: str) -> str:
+            if kind not in hashes:
+                from emoreason.features.hashing import file_content_hash
+
+                hashes[kind] = file_content_hash(files[kind])
+            return hashes[kind]
+
+        by_source: dict[str, list[str]] = {}
+        for m in wanted:
+            kind = self._source(m, files, out)
+            if kind is None:
+                continue
+            if checked[kind] is not None:
+                out.absent[m] = Absence.from_error(m, checked[kind], file_checked=False)
+                continue
+            by_source.setdefault(kind, []).append(m)
+
+        for kind, group in by_source.items():
+            todo = [m for m in group if not self._from_cache(m, media_hash(kind) if self.cache else "", out)]
+            if not todo:
+                continue
+            audio_here = [m for m in todo if m == "audio"]
+            visual_here = [m for m in todo if m in VISUAL_MODALITIES]
+            if audio_here:
+                self._run(out, ["audio"], lambda: {"audio": self._audio(files[kind])}, sample_id, kind, media_hash)
+            if visual_here:
+                self._run(out, visual_here, lambda: self._visual(files[kind], kind, visual_here, out), sample_id, kind, media_hash)
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _source(modality: str, files: MediaFiles, out: Featurized) -> str | None:
+        spec = next(s for s in MODALITY_TABLE if s.name == modality)
+        kind = next((k for k in spec.sources if k in files), None)
+        if kind is None:
+            message = spec.lacks_message(set(files))
+            out.absent[modality] = Absence(modality, spec.absent_reason, message, fault=False)
+        return kind
+
+    def _key(self, modality: str, media_hash: str) -> str:
+        from emoreason.encoders.frozen import model_fingerprint
+
+        enc = self.encoders[modality]
+        return self.cache.make_key(modality, media_hash, enc.model, model_fingerprint(enc.model), self.settings(modality))
+
+    def _from_cache(self, modality: str, media_hash: str, out: Featurized) -> bool:
+        if self.cache is None:
+            return False
+        key = self._key(modality, media_hash)
+        out.cache_keys[modality] = key
+        entry = self.cache.get_entry(modality, key)
+        if entry is None:
+            return False
+        features, metadata = entry
+        if modality == "face":
+            # The face record travels in the entry's metadata, so a cache hit still knows which frames had faces.
+            if "face_record" not in metadata:
+                return False
+            out.faces = FaceRecord.model_validate(json.loads(metadata["face_record"]))
+        out.features[modality] = features
+        return True
+
+    def _run(self, out: Featurized, modalities: list[str], compute, sample_id, kind, media_hash) -> None:
+        try:
+            computed = compute()
+        except MediaError as exc:
+            for m in modalities:
+                if m not in out.absent:
+                    out.absent[m] = Absence.from_error(m, exc)
+            return
+        for m, tensor in computed.items():
+            tensor = tensor.to(torch.float16)  # the cache's precision, so live and cached inputs are equal
+            out.features[m] = tensor
+            if self.cache is not None:
+                metadata = {"id": sample_id or ""}
+                if m == "face" and out.faces is not None:
+                    metadata["face_record"] = out.faces.model_dump_json()
+                self.cache.put(m, out.cache_keys[m], tensor, metadata)
+
+    def _audio(self, path: Path) -> torch.Tensor:
+        from emoreason.media.audio import decode_audio
+
+        wave = decode_audio(path, AUDIO_SAMPLE_RATE, self.media.audio.max_seconds)  # [n]
+        if len(wave) < MIN_AUDIO_SAMPLES:
+            raise MediaError("empty", path, f"audio of {len(wave)} samples is shorter than one encoder frame")
+        return self.encoder("audio").encode_audio(wave)  # [t, d]
+
+    def _decode_frames(self, path: Path, kind: str) -> _Frames:
+        if kind == "video":
+            from emoreason.media.video import decode_frames
+
+            decoded = decode_frames(path, self.media.video)
+            return _Frames(decoded.frames, [round(float(t), 4) for t in decoded.times])
+        from emoreason.media.image import decode_image
+
+        return _Frames(decode_image(path)[None], [0.0])
+
+    def _visual(self, path: Path, kind: str, modalities: list[str], out: Featurized) -> dict[str, torch.Tensor]:
+        decoded = self._decode_frames(path, kind)  # one decode feeds face, frame and video
+        out.frames_decoded = len(decoded.frames)
+        computed: dict[str, torch.Tensor] = {}
+        for m in modalities:
+            if m == "face":
+                faces = self._faces(decoded, out)
+                if faces is not None:
+                    computed["face"] = faces
+            elif m == "video":
+                computed[m] = self.encoder(m).encode_video(decoded.frames)  # [t, d]
+            else:
+                computed[m] = self.encoder(m).encode_images(decoded.frames).flatten(0, 1)  # [n * tokens, d]
+        return computed
+
+    def _faces(self, decoded: _Frames, out: Featurized) -> torch.Tensor | None:
+        """Features of the main face per frame [k * tokens, d]; None (and an absence) when no frame has one."""
+        from emoreason.media.faces import crop_main_faces
+
+        faces = self.media.faces
+        crops, missing = crop_main_faces(decoded.frames, self.detector, faces.margin, faces.size)
+        out.faces = FaceRecord(frame_times=decoded.times, missing=missing)
+        if len(crops) == 0:
+            out.absent["face"] = Absence("face", "no_face", f"no face found in any of {len(decoded.times)} sampled frames", fault=False)
+            return None
+        return self.encoder("face").encode_images(crops).flatten(0, 1)
