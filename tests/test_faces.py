@@ -13,7 +13,7 @@ from emoreason.media.faces import (
 )
 
 
-class FixedDetector:
+class FixedDetector(FaceDetector):
     """A plug-in detector for the "module:Class" loader: always one box of side `size`."""
 
     def __init__(self, size: int = 10):
@@ -121,7 +121,8 @@ def test_build_face_detector_loads_a_plugin_class():
         ("retinaface", "unknown face detector 'retinaface'"),
         ("no_such_package_xyz.detectors:Face", "cannot import face detector module"),
         ("emoreason.media.faces:NoSuchClass", "has no attribute 'NoSuchClass'"),
-        (f"{__name__}:NotADetector", "has no detect"),
+        (f"{__name__}:NotADetector", "is not a subclass of emoreason.media.faces.FaceDetector"),
+        ("os:system", "is not a subclass"),
     ],
 )
 def test_build_face_detector_rejects_bad_names(name, message):

@@ -18,6 +18,7 @@ from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.loading import build_model, load_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
+from emoreason.model.trust import UserTrust
 from emoreason.train.collator import EmotionCollator
 from emoreason.train.config import TrainConfig, load_train_config
 from emoreason.train.dataset import EmotionDataset
@@ -57,7 +58,8 @@ def setup(cfg: TrainConfig) -> Setup:
     # or DDP broadcast rank 0's weights).
     set_seed(cfg.optim.seed)
     if cfg.init_from:
-        model, processor = load_model(cfg.init_from, trainable=True)
+        # The train YAML is the user's own: what its model section names, they allow for init_from too.
+        model, processor = load_model(cfg.init_from, trainable=True, trust=UserTrust.from_config(cfg.model))
     else:
         model, processor = build_model(cfg.model, seed=cfg.optim.seed)
     freeze_for_stage(model, cfg.stage)

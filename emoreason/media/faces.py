@@ -2,18 +2,22 @@
 
 The default detector is OpenCV's Haar cascade, which ships inside the OpenCV wheel and so works
 offline. A stronger detector (RetinaFace, MediaPipe, ...) plugs in by name as
-"package.module:ClassName": any class with `detect(frame) -> list[Box]` will do.
+"package.module:ClassName": a subclass of `FaceDetector` implementing `detect(frame) -> list[Box]`.
+Plug-in names are the user's to give (their prep config or a `--face-detector` option); a model
+directory may only name the built-in detectors in BUILTIN_FACE_DETECTORS.
 """
 
 from __future__ import annotations
 
-import importlib
+import abc
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import cv2
 import numpy as np
+
+from emoreason.plugins import resolve_plugin_class
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -33,14 +37,15 @@ class Box:
         return self.w * self.h
 
 
-@runtime_checkable
-class FaceDetector(Protocol):
+class FaceDetector(abc.ABC):
+    """The detector interface; plug-in classes must subclass it (checked before they are constructed)."""
+
+    @abc.abstractmethod
     def detect(self, frame: np.ndarray) -> list[Box]:
         """Faces in an RGB uint8 frame [h, w, 3], in no particular order."""
-        ...
 
 
-class HaarFaceDetector:
+class HaarFaceDetector(FaceDetector):
     """OpenCV's Viola-Jones cascade: fast on CPU, frontal faces only."""
 
     def __init__(
@@ -80,6 +85,10 @@ class HaarFaceDetector:
         return [Box(float(x), float(y), float(w), float(h), float(s)) for (x, y, w, h), s in zip(rects, scores)]
 
 
+# The detectors a model directory may name: the project's own classes, which run no foreign code.
+BUILTIN_FACE_DETECTORS: dict[str, type[FaceDetector]] = {"haar": HaarFaceDetector}
+
+
 def _check_frame(frame: np.ndarray) -> np.ndarray:
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 frame [h, w, 3], got {frame.dtype} {frame.shape}")
@@ -87,23 +96,12 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
 
 
 def build_face_detector(name: str, **kwargs: Any) -> FaceDetector:
-    """"haar" for the built-in cascade, or "package.module:ClassName" for a plug-in class."""
-    if name == "haar":
-        return HaarFaceDetector(**kwargs)
-    if ":" not in name:
-        raise ValueError(f"unknown face detector {name!r}: expected 'haar' or 'package.module:ClassName'")
-    module_name, _, class_name = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import face detector module {module_name!r} (from {name!r}): {exc}") from exc
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ValueError(f"face detector module {module_name!r} has no attribute {class_name!r}")
-    detector = cls(**kwargs)
-    if not isinstance(detector, FaceDetector):
-        raise ValueError(f"face detector {name!r} has no detect(frame) method")
-    return detector
+    """A built-in name ("haar") or "package.module:ClassName" of a FaceDetector subclass, with its kwargs.
+
+    Only for names the user gave: a plug-in's module is imported here, which runs its code.
+    """
+    cls = resolve_plugin_class(name, FaceDetector, BUILTIN_FACE_DETECTORS, "face detector")
+    return cls(**kwargs)
 
 
 def main_face(boxes: list[Box]) -> Box | None:

@@ -29,6 +29,7 @@ from emoreason.hf_quiet import quiet_hf_progress
 from emoreason.model.config import ModelConfig, encoder_hidden_size
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
+from emoreason.model.trust import UserTrust, apply_user_trust, remote_code_refusals
 
 MODEL_FILE = "emoreason_model.json"
 PROJECTORS_FILE = "projectors.safetensors"
@@ -145,14 +146,19 @@ def load_own_state(model: EmotionLM, path: Path) -> None:
         raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
 
 
-def read_model_config(model_dir: str | os.PathLike) -> tuple[ModelConfig, dict[str, int]]:
+def read_model_config(model_dir: str | os.PathLike, trust: UserTrust | None = None) -> tuple[ModelConfig, dict[str, int]]:
+    """The directory's config with the user's `trust` applied (emoreason.model.trust), and its feature widths.
+
+    A directory asking for code to run (a plug-in face detector, trust_remote_code) that `trust`
+    does not allow raises UntrustedModelError before anything is imported or loaded.
+    """
     path = Path(model_dir) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{model_dir} is not an emoreason model directory: {MODEL_FILE} is missing")
     meta = json.loads(path.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {meta.get('format_version')!r}, this emoreason reads {FORMAT_VERSION}")
-    config = config_from_dict(ModelConfig, meta["config"], str(path))
+    config = apply_user_trust(config_from_dict(ModelConfig, meta["config"], str(path)), path, trust)
     return _resolve_llm(config, Path(model_dir)), {k: int(v) for k, v in meta["feature_dims"].items()}
 
 
@@ -165,13 +171,19 @@ def _resolve_llm(config: ModelConfig, model_dir: Path) -> ModelConfig:
     return dataclasses.replace(config, llm=str(local))
 
 
-def load_model(model_dir: str | os.PathLike, trainable: bool = False) -> tuple[EmotionLM, EmotionProcessor]:
-    """Reload a saved model; with trainable=True its LoRA and projectors can be trained further."""
+def load_model(
+    model_dir: str | os.PathLike, trainable: bool = False, trust: UserTrust | None = None
+) -> tuple[EmotionLM, EmotionProcessor]:
+    """Reload a saved model; with trainable=True its LoRA and projectors can be trained further.
+
+    trust: what the user allows beyond the directory's data (see read_model_config); default nothing.
+    """
     from peft import PeftModel
 
     model_dir = Path(model_dir)
-    config, dims = read_model_config(model_dir)
-    llm = _load_llm(config)
+    config, dims = read_model_config(model_dir, trust)
+    with remote_code_refusals(model_dir):
+        llm = _load_llm(config)
     if config.lora is not None:
         with quiet_hf_progress():
             llm = PeftModel.from_pretrained(llm, str(model_dir / ADAPTER_DIR), is_trainable=trainable)
@@ -183,5 +195,6 @@ def load_model(model_dir: str | os.PathLike, trainable: bool = False) -> tuple[E
             param.requires_grad = not name.startswith("llm.") or "lora_" in name
     model.eval()  # the Trainer switches to train mode itself; inference must not run dropout or slow-path attention
     tokenizer_dir = model_dir / TOKENIZER_DIR
-    tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else config.llm, config.trust_remote_code)
+    with remote_code_refusals(model_dir):
+        tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else config.llm, config.trust_remote_code)
     return model, make_processor(model, tokenizer)

@@ -107,8 +107,8 @@ class EmotionLM(nn.Module):
         save_model(self, processor, out_dir)
 
     @classmethod
-    def from_pretrained(cls, model_dir, trainable: bool = False):
-        """(model, processor) from a directory written by save_pretrained."""
+    def from_pretrained(cls, model_dir, trainable: bool = False, trust=None):
+        """(model, processor) from a directory written by save_pretrained; trust: an emoreason.model.trust.UserTrust."""
         from emoreason.model.loading import load_model
 
-        return load_model(model_dir, trainable)
+        return load_model(model_dir, trainable, trust)

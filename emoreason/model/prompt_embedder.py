@@ -28,6 +28,7 @@ from emoreason.model.loading import (
 )
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
+from emoreason.model.trust import UserTrust, remote_code_refusals
 
 
 class NotExportedError(ValueError):
@@ -86,14 +87,18 @@ def load_input_embeddings(llm_dir: str | os.PathLike, dtype: torch.dtype, trust_
     return InputEmbeddingsOnly(config, nn.Embedding.from_pretrained(weight.to(dtype), freeze=True))
 
 
-def load_prompt_embedder(model_dir: str | os.PathLike) -> tuple[EmotionLM, EmotionProcessor, Path]:
+def load_prompt_embedder(
+    model_dir: str | os.PathLike, trust: UserTrust | None = None
+) -> tuple[EmotionLM, EmotionProcessor, Path]:
     """(embedder, processor, LLM checkpoint dir) for an exported model directory.
+
+    trust: what the user allows beyond the directory's data (emoreason.model.loading.read_model_config).
 
     NotExportedError for a directory whose LoRA still sits beside the base LLM: an external engine
     needs the merged checkpoint that `emoreason export` writes.
     """
     model_dir = Path(model_dir)
-    config, dims = read_model_config(model_dir)
+    config, dims = read_model_config(model_dir, trust)
     if config.lora is not None or (model_dir / ADAPTER_DIR).exists():
         raise NotExportedError(
             f"{model_dir}: the LoRA is not merged into the LLM; run `emoreason export {model_dir} --out EXPORT_DIR` "
@@ -103,9 +108,12 @@ def load_prompt_embedder(model_dir: str | os.PathLike) -> tuple[EmotionLM, Emoti
     if not llm_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: llm {config.llm!r} is not a local checkpoint directory")
     dtype = TORCH_DTYPES[config.dtype]
-    model = EmotionLM(config, load_input_embeddings(llm_dir, dtype, config.trust_remote_code), dims).to(dtype)
+    with remote_code_refusals(model_dir):
+        embeddings = load_input_embeddings(llm_dir, dtype, config.trust_remote_code)
+    model = EmotionLM(config, embeddings, dims).to(dtype)
     load_own_state(model, model_dir / PROJECTORS_FILE)
     model.requires_grad_(False).eval()
     tokenizer_dir = model_dir / TOKENIZER_DIR
-    tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else llm_dir, config.trust_remote_code)
+    with remote_code_refusals(model_dir):
+        tokenizer = load_tokenizer(tokenizer_dir if tokenizer_dir.exists() else llm_dir, config.trust_remote_code)
     return model, make_processor(model, tokenizer), llm_dir

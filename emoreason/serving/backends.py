@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from emoreason.model.trust import UserTrust
 from emoreason.serving.engine import BatchInferenceEngine
 
 # backend -> (module, class, what to install when the import fails)
@@ -21,7 +22,10 @@ class BackendError(RuntimeError):
     """A backend that cannot be imported in this environment."""
 
 
-def load_engine(backend: str, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8) -> BatchInferenceEngine:
+def load_engine(
+    backend: str, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, trust: UserTrust | None = None
+) -> BatchInferenceEngine:
+    """The backend's engine on model_dir; trust: what the user allows beyond the directory's data."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
     module_name, class_name, needs = BACKENDS[backend]
@@ -29,4 +33,4 @@ def load_engine(backend: str, model_dir: str | Path, device: str = "cpu", max_ba
         engine_class = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise BackendError(f"backend {backend!r} is unavailable ({exc}); it needs {needs}") from None
-    return engine_class(model_dir, device=device, max_batch_size=max_batch_size)
+    return engine_class(model_dir, device=device, max_batch_size=max_batch_size, trust=trust)

@@ -23,7 +23,9 @@ from typing import TextIO
 from emoreason.constants import MEDIA_KINDS
 from emoreason.media.errors import MediaError
 from emoreason.serving.engine import GenerationRequest, InferenceEngine, MediaInput
+from emoreason.config import ConfigError
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
+from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
 MEDIA_COMMANDS = {f"/{kind}": kind for kind in MEDIA_KINDS}
 HELP = "commands: /video PATH, /audio PATH, /image PATH (attach to your next message), /reset, /quit, /help"
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--media-root", default=".", help="folder that /video, /audio, /image paths are relative to (default .)")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 decodes greedily")
+    add_trust_arguments(parser)
     return parser
 
 
@@ -217,8 +220,8 @@ def main(
         elif engine is not None or args.model:
             if engine is None:
                 try:
-                    engine = load_engine(args.backend, args.model)
-                except BackendError as exc:
+                    engine = load_engine(args.backend, args.model, trust=trust_from_args(args))
+                except (BackendError, ConfigError) as exc:  # ConfigError: a refused or invalid model directory
                     raise ChatError(str(exc)) from None
             backend = LocalChat(engine, sampling)
         else:

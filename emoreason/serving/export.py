@@ -23,6 +23,8 @@ from pathlib import Path
 
 from emoreason.hf_quiet import quiet_hf_progress
 from emoreason.model.loading import MODEL_FILE, load_model, save_model
+from emoreason.model.trust import UserTrust
+from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
 LLM_DIR = "llm"
 
@@ -35,15 +37,16 @@ def _check_target(model_dir: Path, out_dir: Path) -> None:
         raise FileExistsError(f"{out_dir} exists and is not an emoreason model directory; choose another --out")
 
 
-def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, trust: UserTrust | None = None) -> Path:
     """Merge the LoRA of `model_dir` into its LLM and write the serving directory `out_dir`.
 
     The whole directory is staged beside `out_dir` and renamed into place, so a reader (or a
-    kill) never sees half an export; an earlier export at `out_dir` is replaced.
+    kill) never sees half an export; an earlier export at `out_dir` is replaced. The export records
+    the config as loaded under `trust`, so it asks for the same permissions when it is served.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     _check_target(model_dir, out_dir)
-    model, processor = load_model(model_dir)
+    model, processor = load_model(model_dir, trust=trust)
     llm = model.llm.merge_and_unload() if model.model_config.lora is not None else model.llm
     # The EmotionLM is ours alone here: rewire it to the merged LLM so save_model writes the new config.
     model.llm = llm
@@ -77,13 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emoreason export", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", help="a trained model directory (emoreason_model.json + adapter/ + projectors)")
     parser.add_argument("--out", required=True, help="the serving directory to write (replaces an earlier export there)")
+    add_trust_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        out = export_model(args.model_dir, args.out)
+        out = export_model(args.model_dir, args.out, trust_from_args(args))
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"emoreason export: {exc}", file=sys.stderr)
         return 2

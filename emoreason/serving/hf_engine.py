@@ -29,6 +29,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 from emoreason.model.features import collate_features
 from emoreason.model.generation import left_pad
 from emoreason.model.loading import load_model
+from emoreason.model.trust import UserTrust
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
 from emoreason.serving.requests import PreparedRequest
@@ -75,8 +76,15 @@ def plan_batches(requests: Sequence[GenerationRequest], max_batch_size: int) -> 
 class HFEngine(LiveMediaEngine):
     """InferenceEngine (and BatchInferenceEngine) on transformers `generate`."""
 
-    def __init__(self, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, model_name: str | None = None):
-        self.model, self.processor = load_model(model_dir)
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "cpu",
+        max_batch_size: int = 8,
+        model_name: str | None = None,
+        trust: UserTrust | None = None,
+    ):
+        self.model, self.processor = load_model(model_dir, trust=trust)
         self._init_common(self.model.model_config, model_dir, max_batch_size, model_name)
         self.device = torch.device(device)
         self.model.to(self.device)

@@ -24,16 +24,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from emoreason.config import ConfigError
 from emoreason.constants import MEDIA_KINDS, PLACEHOLDER_TOKENS
 from emoreason.jsonl import JsonlAppender, read_complete_records
 from emoreason.labels import extract_label
 from emoreason.media.errors import MediaError
 from emoreason.model.features import cached_features
 from emoreason.model.generation import prompt_turns
+from emoreason.model.trust import UserTrust
 from emoreason.schema import Sample, SchemaError, iter_samples
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
 from emoreason.serving.engine import BatchInferenceEngine, GenerationRequest, MediaInput
 from emoreason.serving.requests import PreparedRequest, prepare_with_features
+from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
 
 class SetupError(Exception):
@@ -87,9 +90,11 @@ def error_record(sample_id: str, exc: Exception) -> dict:
     return {"id": sample_id, "error": {"reason": reason, "message": str(exc)}}
 
 
-def load_batch_engine(backend: str, model_dir: str, device: str, batch_size: int) -> BatchInferenceEngine:
+def load_batch_engine(
+    backend: str, model_dir: str, device: str, batch_size: int, trust: UserTrust | None = None
+) -> BatchInferenceEngine:
     try:
-        engine = load_engine(backend, model_dir, device=device, max_batch_size=batch_size)
+        engine = load_engine(backend, model_dir, device=device, max_batch_size=batch_size, trust=trust)
     except BackendError as exc:
         raise SetupError(str(exc)) from None
     if not isinstance(engine, BatchInferenceEngine):
@@ -112,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--feature-source", choices=("live", "cache"), default="live",
         help="live: decode media and run the encoders now; cache: the features `emoreason prep` stored",
     )
+    add_trust_arguments(parser)
     return parser
 
 
@@ -168,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         counts["skipped"] = len(samples) - len(todo)
         if not todo:
             return counts
-        engine = load_batch_engine(args.backend, args.model, args.device, args.batch_size)
+        engine = load_batch_engine(args.backend, args.model, args.device, args.batch_size, trust_from_args(args))
         with tqdm(total=len(todo), unit="sample", desc="infer", disable=None) as progress:
             for start in range(0, len(todo), args.batch_size):
                 chunk = todo[start : start + args.batch_size]
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         counts = run(args)
-    except (SetupError, FileNotFoundError) as exc:
+    except (SetupError, FileNotFoundError, ConfigError) as exc:  # ConfigError: a refused or invalid model directory
         print(f"emoreason infer: {exc}", file=sys.stderr)
         return 2
     print(f"{counts['predicted']} predicted, {counts['failed']} failed (error lines), {counts['skipped']} already in {args.out}")

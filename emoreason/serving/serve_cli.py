@@ -10,6 +10,7 @@ from pathlib import Path
 
 from emoreason.config import ConfigError
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
+from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens-limit", type=int, default=2048, help="largest max_tokens a request may ask for (default 2048)")
     parser.add_argument("--served-model-name", help="model id clients use (default: the engine's name)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_trust_arguments(parser)
     return parser
 
 
@@ -54,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             max_tokens_limit=args.max_tokens_limit,
             model_name=args.served_model_name,
         )
-        engine = load_engine(args.backend, args.model, device=args.device, max_batch_size=args.max_batch_size)
+        engine = load_engine(
+            args.backend, args.model, device=args.device, max_batch_size=args.max_batch_size, trust=trust_from_args(args)
+        )
     except (ConfigError, BackendError) as exc:
         print(f"emoreason serve: error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from emoreason.model.prompt_embedder import load_prompt_embedder
+from emoreason.model.trust import UserTrust
 from emoreason.serving.embed_batcher import EmbedBatcher
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
@@ -48,6 +49,7 @@ class VLLMEngine(LiveMediaEngine):
         max_batch_size: int = 32,
         model_name: str | None = None,
         engine_options: dict | None = None,
+        trust: UserTrust | None = None,
     ):
         from transformers import GenerationConfig
         from vllm import SamplingParams
@@ -55,7 +57,7 @@ class VLLMEngine(LiveMediaEngine):
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self._sampling_params = SamplingParams
-        self.embedder, self.processor, llm_dir = load_prompt_embedder(model_dir)
+        self.embedder, self.processor, llm_dir = load_prompt_embedder(model_dir, trust)
         self.device = torch.device(device)
         self.embedder.to(self.device)
         config = self.embedder.model_config
@@ -65,6 +67,8 @@ class VLLMEngine(LiveMediaEngine):
         self._ids = itertools.count()
 
         options = default_engine_options(self.device.type, max_batch_size, config.dtype) | dict(engine_options or {})
+        # vLLM's own switch, set from the user's trust alone: engine_options must not turn it on behind it.
+        options["trust_remote_code"] = config.trust_remote_code
         args = AsyncEngineArgs(model=str(llm_dir), tokenizer=str(llm_dir), **options)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-engine-loop", daemon=True)
