@@ -3,12 +3,17 @@
 The dataclasses are the schema and YAML files are instances (litgpt style). `load_config` walks the
 YAML into nested dataclasses, rejecting unknown keys and wrong types with the dotted key path, then
 each dataclass's `__post_init__` checks values. CLI overrides are `a.b=value`, with the value parsed
-as YAML (`workers=2`, `video.fps=null`, `encoders.audio.layer=-2`).
+as YAML (`workers=2`, `video.fps=null`, `encoders.audio.layer=-2`, `optim.learning_rate=1e-4`).
+
+Files and overrides go through one loader, PyYAML's safe loader with YAML 1.2 floats: PyYAML
+follows YAML 1.1, where `1e-4` (no dot) is a string, which is not what anyone typing a learning
+rate means. An error names where the bad value came from: the file, or the override as typed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +26,33 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config value that fails validation; the message names the source and the dotted key."""
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """yaml.SafeLoader, but floats are resolved as in YAML 1.2 (`1e-4`, `5E+3`, `.5`, `-.inf`)."""
+
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_YAML12_FLOAT = re.compile(
+    r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+# Drop the YAML 1.1 float rule and put the 1.2 one first, ahead of int (which it never matches: it needs a dot or an exponent).
+Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in rules if tag != _FLOAT_TAG]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "-+0123456789.":
+    Yaml12Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, (_FLOAT_TAG, _YAML12_FLOAT))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with YAML 1.2 floats; yaml.YAMLError on bad syntax."""
+    return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def check(condition: bool, key: str, expected: str, got: Any = dataclasses.MISSING) -> None:
@@ -102,13 +134,21 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         raise ConfigError(msg) from None
 
 
+def override_source(text: str) -> str:
+    return f"command line override {text}"
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected key=value, e.g. workers=2")
+        raise ConfigError(f"{override_source(text)}: expected key=value, e.g. workers=2")
     key, raw = text.split("=", 1)
     if not key.strip():
-        raise ConfigError(f"override {text!r}: empty key")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+        raise ConfigError(f"{override_source(text)}: empty key")
+    try:
+        value = load_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{override_source(text)}: the value is not valid YAML ({exc.__class__.__name__})") from None
+    return key.strip().split("."), value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -124,30 +164,51 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def config_from_dict(cls: type[T], data: dict[str, Any], source: str = "<config>") -> T:
+_ERROR_KEY = re.compile(r"key '([^']+)'")
+
+
+def value_source(message: str, file_source: str, overrides: list[str]) -> str:
+    """The source of the value an error names: the last override of that key (or of a parent), else the file."""
+    match = _ERROR_KEY.match(message)
+    if match:
+        key = match.group(1)
+        for text in reversed(overrides):
+            okey = text.split("=", 1)[0].strip()
+            if key == okey or key.startswith((okey + ".", okey + "[")) or okey.startswith(key + "."):
+                return override_source(text)
+    return file_source
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any], source: str = "<config>", overrides: list[str] | None = None) -> T:
+    """Validate `data` into `cls`; errors are prefixed by `source`, or by the override that set the bad key."""
     try:
         return _build(cls, data)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{value_source(str(exc), source, overrides or [])}: {exc}") from None
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """A YAML file's content; ConfigError naming the file when it is missing or not YAML."""
+    if not Path(path).exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return load_yaml(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Read YAML at `path` (optional), apply `a.b=value` overrides, validate into `cls`."""
     data: dict[str, Any] = {}
-    source = "<overrides>"
+    source = "<command line>"
     if path is not None:
         source = str(path)
-        if not Path(path).exists():
-            raise ConfigError(f"{path}: config file not found")
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        loaded = read_yaml_file(path)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
         data = loaded or {}
-    try:
-        apply_overrides(data, overrides or [])
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return config_from_dict(cls, data, source)
+    apply_overrides(data, overrides or [])
+    return config_from_dict(cls, data, source, overrides)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -56,7 +56,35 @@ def test_errors_name_the_key(tmp_path, text, overrides, message):
     with pytest.raises(ConfigError) as info:
         load_config(Outer, path, overrides)
     assert message in str(info.value)
-    assert str(path) in str(info.value)
+    # A bad override is blamed on the command line, never on the file it did not come from.
+    source = f"command line override {overrides[0]}" if overrides else str(path)
+    assert str(info.value).startswith(source + ":")
+
+
+@pytest.mark.parametrize("raw, value", [("1e-4", 1e-4), ("5e-6", 5e-6), ("2E+3", 2000.0), ("+1.5e-3", 1.5e-3), (".5", 0.5), ("3", 3)])
+def test_yaml12_floats_in_overrides_and_files(tmp_path, raw, value):
+    from_override = load_config(Inner, None, [f"rate={raw}"]).rate
+    from_file = load_config(Inner, write(tmp_path, f"rate: {raw}\n")).rate
+    assert from_override == from_file == value
+
+
+def test_exponent_floats_in_plain_strings_stay_strings(tmp_path):
+    assert load_config(Outer, write(tmp_path, "name: 1e-4x\n")).name == "1e-4x"
+    assert load_config(Outer, None, ["name='1e-4'"]).name == "1e-4"
+
+
+def test_bad_yaml_names_its_source(tmp_path):
+    with pytest.raises(ConfigError, match=r"^command line override tags=\[a: the value is not valid YAML"):
+        load_config(Outer, write(tmp_path, "name: a\n"), ["tags=[a"])
+    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML"):
+        load_config(Outer, write(tmp_path, "name: [a\n"))
+
+
+def test_file_error_with_overrides_blames_the_file(tmp_path):
+    path = write(tmp_path, "name: a\ninner: {rate: -1}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Outer, path, ["size=3"])
+    assert str(info.value).startswith(f"{path}: key 'inner.rate'")
 
 
 def test_missing_file(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from emoreason.config import ConfigError, check, load_config
+from emoreason.config import ConfigError, check, load_config, value_source
 from emoreason.constants import MODALITIES
 from emoreason.model.config import ModelConfig, check_against_checkpoints
 
@@ -102,5 +102,5 @@ def load_train_config(path: str | None, overrides: list[str] | None = None, chec
         try:
             check_against_checkpoints(cfg.model)
         except ConfigError as exc:
-            raise ConfigError(f"{path or '<overrides>'}: {exc}") from None
+            raise ConfigError(f"{value_source(str(exc), path or '<command line>', overrides or [])}: {exc}") from None
     return cfg
