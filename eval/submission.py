@@ -4,12 +4,17 @@
 |----------------|------|------------------------------------------------------|
 | `mer2023`      | CSV  | `name,discrete,valence`                              |
 | `mer2025-track1` | CSV | `name,discrete`                                     |
-| `mer2025-track2` | NPZ | `filenames` (ids), `fileitems` (open-vocabulary label lists) |
+| `mer2025-track2` | NPZ | `filenames` (ids), `fileitems` (each id's labels as one string, "[happy, sad]") |
 | `emer` / `mer2025-track3` | CSV | `name,reason`                           |
 
 Validation checks that every expected id is there exactly once and no other id is, that discrete
 labels are in the benchmark's label set, and the types (a finite valence, a non-empty reason, a
-list of non-empty label strings). An incomplete submission is refused unless forced.
+list of label strings the official reader reads back unchanged). An incomplete submission is
+refused unless forced.
+
+NPZ files hold string arrays only, as the official track-2 pipeline writes them, so they load with
+and without `allow_pickle`; they are read with `allow_pickle=False`: an object array (which only
+pickle can load, and unpickling can run code) is refused, never loaded.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import csv
 import dataclasses
 import io
 import math
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from emoreason.atomic import atomic_path, write_text_atomic
+from emoreason.eval.label_lists import format_label_list, label_problem, parse_label_list
 
 # MER2023/2024/2025's six discrete classes, spelled as the challenge files spell them.
 MER_LABELS = ("neutral", "angry", "happy", "sad", "worried", "surprise")
@@ -75,8 +82,10 @@ def _field_problems(spec: Benchmark, sample_id: str, field: str, value) -> list[
         if not isinstance(value, str) or not value.strip():
             return [f"{where}: expected a non-empty string, got {value!r}"]
     elif field == "openset":
-        if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-            return [f"{where}: expected a non-empty list of non-empty label strings, got {value!r}"]
+        # An empty list is a valid answer ("no emotion identified"): the official scorer scores it 0.
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            return [f"{where}: expected a list of label strings, got {value!r}"]
+        return [f"{where}: label {v!r} {problem}" for v in value if (problem := label_problem(v)) is not None]
     return []
 
 
@@ -122,11 +131,7 @@ def write_submission(
             [f"id {i!r} has no prediction" for i in missing],
         )
     if spec.file_type == "npz":
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            names = np.array([row["name"] for row in rows])
-            items = np.empty(len(rows), dtype=object)
-            items[:] = [list(row["openset"]) for row in rows]
-            np.savez(f, filenames=names, fileitems=items)
+        write_npz(path, [row["name"] for row in rows], [format_label_list(row["openset"]) for row in rows])
     else:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -135,6 +140,48 @@ def write_submission(
             writer.writerow([row["name"], *(_csv_value(row[field]) for field in spec.fields)])
         write_text_atomic(path, buffer.getvalue())
     return path
+
+
+def write_npz(path: str | Path, names: Sequence[str], items: Sequence[str]) -> Path:
+    """`filenames` and `fileitems` as string arrays, written atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, filenames=np.array(list(names), dtype=np.str_), fileitems=np.array(list(items), dtype=np.str_))
+    return path
+
+
+def read_npz(path: str | Path) -> tuple[list[str], list[str]]:
+    """(filenames, fileitems) of an official-layout NPZ, loaded without pickle; SubmissionError naming
+    the file and the array otherwise."""
+    path = Path(path)
+    arrays: dict[str, list[str]] = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise SubmissionError(str(path), ["expected an NPZ archive (np.savez), found a single .npy array"])
+            if set(data.files) != {"filenames", "fileitems"}:
+                raise SubmissionError(str(path), [f"expected arrays filenames and fileitems, found {sorted(data.files)}"])
+            for key in ("filenames", "fileitems"):
+                try:
+                    array = data[key]
+                except ValueError as exc:
+                    if "allow_pickle" not in str(exc):
+                        raise
+                    raise SubmissionError(str(path), [
+                        f"{key}: an object array, which only pickle can load, and unpickling can run code: refused. "
+                        "Store strings, as the official pipeline does (np.array(['[happy, sad]', ...]))"
+                    ]) from None
+                if array.ndim != 1 or array.dtype.kind not in "US":
+                    raise SubmissionError(str(path), [f"{key}: expected a 1-D array of strings, got dtype {array.dtype} shape {array.shape}"])
+                arrays[key] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.tolist()]
+    except SubmissionError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise SubmissionError(str(path), [f"not a readable NPZ file: {exc}"]) from None
+    names, items = arrays["filenames"], arrays["fileitems"]
+    if len(names) != len(items):
+        raise SubmissionError(str(path), [f"{len(names)} filenames but {len(items)} fileitems"])
+    return names, items
 
 
 def _csv_value(value) -> str:
@@ -146,18 +193,8 @@ def read_submission(path: str | Path, benchmark_name: str) -> list[dict]:
     spec = benchmark(benchmark_name)
     path = Path(path)
     if spec.file_type == "npz":
-        try:
-            with np.load(path, allow_pickle=True) as data:  # fileitems is an object array of lists
-                if set(data.files) != {"filenames", "fileitems"}:
-                    raise SubmissionError(str(path), [f"expected arrays filenames and fileitems, found {sorted(data.files)}"])
-                names, items = data["filenames"].tolist(), data["fileitems"].tolist()
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, SubmissionError):
-                raise
-            raise SubmissionError(str(path), [f"not a readable NPZ file: {exc}"]) from None
-        if len(names) != len(items):
-            raise SubmissionError(str(path), [f"{len(names)} filenames but {len(items)} fileitems"])
-        return [{"name": n, "openset": i} for n, i in zip(names, items)]
+        names, items = read_npz(path)
+        return [{"name": n, "openset": parse_label_list(i)} for n, i in zip(names, items)]
     with open(path, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)

@@ -106,8 +106,8 @@ def test_submit_open_vocabulary_and_reasons(tmp_path):
     ids.write_text("a\nb\n")
     npz = tmp_path / "track2.npz"
     assert submit_main(["--benchmark", "mer2025-track2", "--predictions", str(preds), "--ids", str(ids), "--out", str(npz)]) == 0
-    with np.load(npz, allow_pickle=True) as data:
-        assert data["fileitems"].tolist() == [["happy", "excited", "a little nervous"], ["sad"]]
+    with np.load(npz, allow_pickle=False) as data:
+        assert data["fileitems"].tolist() == ["[happy, excited, a little nervous]", "[sad]"]
     reasons = tmp_path / "emer.csv"
     assert submit_main(["--benchmark", "emer", "--predictions", str(preds), "--ids", str(ids), "--out", str(reasons)]) == 0
     assert submit_main(["--benchmark", "emer", "--check", str(reasons), "--ids", str(ids)]) == 0

@@ -1,5 +1,8 @@
 """Leaderboard files: round trips, and every validation failure."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -20,13 +23,51 @@ def test_mer2023_csv_round_trip(tmp_path):
     validate_submission(path, "mer2023", IDS)
 
 
-def test_track2_npz_round_trip(tmp_path):
+@pytest.mark.parametrize("allow_pickle", [False, True])
+def test_track2_npz_is_string_arrays_readable_with_and_without_pickle(tmp_path, allow_pickle):
     rows = [{"name": "s1", "openset": ["happy", "excited"]}, {"name": "s2", "openset": ["sad"]}]
-    path = write_submission(tmp_path / "track2.npz", "mer2025-track2", rows, ["s1", "s2"])
-    with np.load(path, allow_pickle=True) as data:
+    path = write_submission(tmp_path / "track2-openset.npz", "mer2025-track2", rows, ["s1", "s2"])
+    with np.load(path, allow_pickle=allow_pickle) as data:
+        assert data["filenames"].dtype.kind == "U" and data["fileitems"].dtype.kind == "U"
         assert data["filenames"].tolist() == ["s1", "s2"]
-        assert data["fileitems"].tolist() == [["happy", "excited"], ["sad"]]
+        assert data["fileitems"].tolist() == ["[happy, excited]", "[sad]"]
     assert read_submission(path, "mer2025-track2") == rows
+
+
+def test_official_style_npz_passes_check(tmp_path):
+    # As the official extraction step stores them: np.savez_compressed of plain Python lists of str.
+    path = tmp_path / "official-openset.npz"
+    np.savez_compressed(path, filenames=["s1", "s2", "s3"], fileitems=["['happy', 'very excited']", "[sad]", "[]"])
+    validate_submission(path, "mer2025-track2", ["s1", "s2", "s3"])
+    assert [r["openset"] for r in read_submission(path, "mer2025-track2")] == [["happy", "very excited"], ["sad"], []]
+    bytes_path = tmp_path / "bytes-openset.npz"
+    np.savez(bytes_path, filenames=np.array([b"s1"]), fileitems=np.array([b"happy, sad"]))
+    assert read_submission(bytes_path, "mer2025-track2") == [{"name": "s1", "openset": ["happy", "sad"]}]
+
+
+class _WritesMarker:
+    """Unpickling this runs code: it writes the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def test_a_pickled_npz_is_refused_by_submit_check_and_never_unpickled(tmp_path):
+    marker = tmp_path / "marker"
+    items = np.empty(1, dtype=object)
+    items[0] = _WritesMarker(marker)
+    path = tmp_path / "evil-openset.npz"
+    np.savez(path, filenames=np.array(["s1"]), fileitems=items)
+    result = subprocess.run(
+        [sys.executable, "-m", "emoreason.cli", "submit", "--benchmark", "mer2025-track2", "--check", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert str(path) in result.stderr and "fileitems: an object array" in result.stderr and "refused" in result.stderr
+    assert not marker.exists()
 
 
 def test_track1_and_reason_csvs(tmp_path):
@@ -74,8 +115,14 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path):
     with pytest.raises(SubmissionError, match="line 2: expected 3 columns, got 2"):
         validate_submission(short, "mer2023")
     bad_items = tmp_path / "items.npz"
-    np.savez(bad_items, filenames=np.array(["s1"]), fileitems=np.array([""]))
-    with pytest.raises(SubmissionError, match="openset: expected a non-empty list"):
+    np.savez(bad_items, filenames=np.array(["s1"]), fileitems=np.array([1.5]))
+    with pytest.raises(SubmissionError, match=r"(?s)items.npz: .*fileitems: expected a 1-D array of strings, got dtype float64"):
         validate_submission(bad_items, "mer2025-track2", ["s1"])
+    not_npz = tmp_path / "not.npz"
+    not_npz.write_bytes(b"garbage")
+    with pytest.raises(SubmissionError, match="(?s)not.npz: .*not a readable NPZ file"):
+        validate_submission(not_npz, "mer2025-track2")
+    with pytest.raises(SubmissionError, match="label \"can't\" contains"):
+        write_submission(tmp_path / "q.npz", "mer2025-track2", [{"name": "s1", "openset": ["can't"]}], ["s1"])
     with pytest.raises(ValueError, match="unknown benchmark"):
         validate_submission(short, "mer2030")
