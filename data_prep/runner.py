@@ -25,6 +25,7 @@ from emoreason.data_prep.prep_config import PrepConfig
 from emoreason.data_prep.report import PrepReport
 from emoreason.features.live import Issue
 from emoreason.jsonl import JsonlAppender, read_complete_records
+from emoreason.parent_watch import exit_with, process_identity
 from emoreason.schema import Sample, SchemaError
 
 SAMPLES_FILE = "samples.jsonl"
@@ -44,8 +45,9 @@ def _set_threads(cfg: PrepConfig) -> None:
     cv2.setNumThreads(threads)
 
 
-def _worker_init(cfg: PrepConfig, samples_dir: str, data_root: str) -> None:
+def _worker_init(cfg: PrepConfig, samples_dir: str, data_root: str, owner: tuple[int, str | None]) -> None:
     global _worker_extractor
+    exit_with(owner)  # a SIGKILLed prep (the OOM killer) must not leave its workers idling
     _set_threads(cfg)
     _worker_extractor = SampleExtractor(cfg, samples_dir, data_root)
 
@@ -80,9 +82,10 @@ def _run_in_pool(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_roo
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["emoreason.data_prep.extract"])
     queue = list(reversed(pending))
+    owner = process_identity(os.getpid())
     crashes: dict[str, int] = {}
     while queue:
-        with cf.ProcessPoolExecutor(cfg.workers, ctx, _worker_init, (cfg, str(out_dir), str(data_root))) as pool:
+        with cf.ProcessPoolExecutor(cfg.workers, ctx, _worker_init, (cfg, str(out_dir), str(data_root), owner)) as pool:
             in_flight: dict[cf.Future, Sample] = {}
             completed = 0
             try:

@@ -197,3 +197,69 @@ def test_manifest_inputs(tmp_path, synthetic, encoders):
     report = prep(encoders, csv_path, tmp_path / "from_csv", clip_root, audio_only)
     assert {s.id for s in load_samples(tmp_path / "from_csv/samples.jsonl")} == {"m0", "m1"}
     assert report.counts["failed"] == 1  # m9 names no media
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """pid -> start time of every process below `pid`, from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _proc_stat(int(entry.name))):
+            parents[int(entry.name)] = (int(fields[1]), fields[19])
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, started) in parents.items():
+            if ppid == parent and child not in found:
+                found[child] = started
+                frontier.append(child)
+    return found
+
+
+def _still_running(pid: int, started: str) -> bool:
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X") and fields[19] == started
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_and_forkserver_die_with_a_killed_prep(tmp_path, synthetic, encoders):
+    """kill -9 of the main process only (as the OOM killer does): no worker, nor the forkserver, stays alive."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "emoreason.cli", "prep", "--config", str(CONFIG)]
+    cmd += prep_overrides(encoders, synthetic / "samples.jsonl", out, "workers=2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    below: dict[int, str] = {}
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            below = _descendants(proc.pid)
+            # forkserver + resource tracker, and the two workers the forkserver forked
+            if len(below) >= 4 and (out / "status.jsonl").exists():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "prep finished before it could be killed"
+        below = _descendants(proc.pid)
+        assert len(below) >= 4, below
+        os.kill(proc.pid, signal.SIGKILL)  # the main process only, not its group
+        proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_still_running(p, s) for p, s in below.items()):
+            time.sleep(0.1)
+        survivors = [p for p, s in below.items() if _still_running(p, s)]
+        assert not survivors, f"still alive 10 s after the kill: {survivors}"
+    finally:
+        if proc.poll() is None:
+            below = {**below, **_descendants(proc.pid)}
+            proc.kill()
+            proc.wait()
+        for pid, started in below.items():  # a failed run must not leave its workers behind either
+            if _still_running(pid, started):
+                os.kill(pid, signal.SIGKILL)
