@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from emoreason.config import ConfigError
-from emoreason.media.faces import BUILTIN_FACE_DETECTORS
+from emoreason.media.faces import BUILTIN_FACE_DETECTORS, FaceDetector
+from emoreason.plugins import resolve_plugin_class
 
 DETECTOR_KEY = "media.faces.detector"
 
@@ -66,6 +67,11 @@ def apply_user_trust(config, source: Path, trust: UserTrust | None):
         )
     faces = config.media.faces
     if trust.face_detector is not None:
+        # The user's own choice may be imported now: a typo or a wrong class fails here, not on the first clip.
+        try:
+            resolve_plugin_class(trust.face_detector, FaceDetector, BUILTIN_FACE_DETECTORS, "face detector")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         faces = dataclasses.replace(faces, detector=trust.face_detector, detector_args=dict(trust.face_detector_args or {}))
     elif faces.detector not in BUILTIN_FACE_DETECTORS:
         raise UntrustedModelError(
