@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--judge-prompts", default="emer_judge_v1", help="prompt set name or YAML path (default emer_judge_v1)")
     judge.add_argument("--judge-cache", help="cache file (default OUT_DIR/judge_cache.sqlite); a re-run makes no calls")
     judge.add_argument("--judge-concurrency", type=int, default=8)
+    judge.add_argument("--judge-timeout", type=float, default=30.0, help="seconds per request before it counts as timed out (default 30)")
+    judge.add_argument("--judge-retries", type=int, default=4, help="retries of a timed-out or failed request before its item is left unscored (default 4)")
     parser.add_argument("--offline-judge", action="store_true", help="also score explanations with the offline judge (embeddings + lexical F1)")
     parser.add_argument("--cot", action="store_true", help="also score chain-of-thought structure, consistency and grounding")
     return parser
@@ -81,6 +83,7 @@ def evaluate_run(args: argparse.Namespace) -> Path:
         judge = LLMJudge(
             args.judge_url, args.judge_model, Path(args.judge_cache or out_dir / "judge_cache.sqlite"),
             api_key=args.judge_api_key, prompts=args.judge_prompts, concurrency=args.judge_concurrency,
+            timeout=args.judge_timeout, max_retries=args.judge_retries,
         )
         try:
             results["llm_judge"] = llm_judge_results(aligned, judge)
@@ -126,7 +129,11 @@ def summary(results: dict) -> str:
     if (o := results.get("open_vocab")) is not None:
         lines.append("open vocabulary F: " + "  ".join(f"L{level} {s['f1']:.4f}" for level, s in o["levels"].items()))
     if (j := results.get("llm_judge")) is not None:
-        scores = "  ".join(f"{k} {j[k]['mean']:.2f} ({j[k]['unscored']} unscored)" for k in ("clue_overlap", "label_overlap") if j[k]["mean"] is not None)
+        def judged(k: str) -> str:
+            mean = "n/a" if j[k]["mean"] is None else f"{j[k]['mean']:.2f}"
+            return f"{k} {mean} ({j[k]['scored']} scored, {j[k]['failed']} failed, {j[k]['unparsable']} unparsable)"
+
+        scores = "  ".join(judged(k) for k in ("clue_overlap", "label_overlap"))
         lines.append(f"LLM judge {j['judge_model']} ({j['prompt_version']}): {scores}  [{j['calls']} calls, {j['cache_hits']} cached]")
     if (o := results.get("offline_judge")) is not None and o["scored"]:
         lines.append(f"offline judge: embedding similarity {o['offline_embedding_similarity']:.4f}  lexical F1 {o['offline_lexical_f1']:.4f}")

@@ -46,14 +46,23 @@ def llm_judge_results(aligned: Aligned, judge, progress: bool = True) -> dict:
     label_items = [{"reference_labels": reference_labels(s), "prediction": p.text} for s, p in label_pairs]
     clue = judge.score("clue_overlap", clue_items, progress=progress)
     label = judge.score("label_overlap", label_items, progress=progress)
+    unscored = [
+        {"id": s.id, "template": template, "fault": score.fault, "reason": score.error}
+        for template, judged, scored_pairs in (("clue_overlap", clue, pairs), ("label_overlap", label, label_pairs))
+        for (s, _), score in zip(scored_pairs, judged) if score.score is None
+    ]
     return {
         "judge_model": judge.model,
         "prompt_version": judge.prompt_version,
         "clue_overlap": summarise(clue),
         "label_overlap": summarise(label),
         "not_scored": len(aligned.samples) - len(pairs),
+        "unscored_items": unscored,
         "calls": judge.stats.calls,
         "cache_hits": judge.stats.cache_hits,
+        "retries": judge.stats.retries,
+        "timeout_s": judge.timeout,
+        "max_retries": judge.max_retries,
     }
 
 

@@ -1,7 +1,8 @@
 """A persistent judge cache: identical judge model, prompt version and messages are never asked twice.
 
 SQLite, one row per key; every write is its own transaction, so a killed run keeps what it scored.
-Only parsed scores are stored: an unparsable or failed reply is retried on the next run.
+Only parsed scores (and text replies their parser accepted) are stored: an unparsable or failed
+reply is retried on the next run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class JudgeCache:
             # WAL lets another process (a second eval over the same cache) read while this one writes.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL NOT NULL, reply TEXT NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"judge cache {self.path}: not a usable SQLite database ({exc}); move it away to start afresh") from None
         self.hits = 0
@@ -50,9 +52,23 @@ class JudgeCache:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO scores (key, score, reply) VALUES (?, ?, ?)", (key, score, reply))
 
+    def get_reply(self, key: str) -> str | None:
+        """The raw text reply stored for a key, else None; counted as a hit or a miss."""
+        with self._lock:
+            row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return row[0]
+
+    def put_reply(self, key: str, reply: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", (key, reply))
+
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+            return sum(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("scores", "replies"))
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses}

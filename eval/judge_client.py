@@ -5,6 +5,11 @@ Temperature 0, versioned prompts (emoreason.eval.judge_prompts), robust score pa
 timeouts, connection errors, 408/409/429 and 5xx (never on other 4xx: the request itself is wrong),
 and a persistent cache (emoreason.eval.judge_cache): a re-run over the same inputs makes no calls.
 A reply with no parsable score is asked once more, then recorded as unscored, not cached.
+
+Faults are per item: a garbled reply (no score, no text, a body that is not a completion), a
+request that keeps failing or timing out leaves that item unscored with its reason; the other items
+are scored, and the counts of each kind are reported (`summarise`). `ask` is the same machinery for
+replies that are text to parse rather than a score (label extraction, sentiment, synonym groups).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import openai
@@ -22,10 +27,11 @@ from emoreason.eval.judge_cache import JudgeCache, cache_key
 from emoreason.eval.judge_prompts import DEFAULT_PROMPTS, PromptSet, load_prompts
 from emoreason.eval.judge_scores import parse_score
 
-__all__ = ["JudgeScore", "JudgeStats", "LLMJudge", "parse_score", "summarise"]
+__all__ = ["JudgeReply", "JudgeScore", "JudgeStats", "LLMJudge", "parse_score", "summarise"]
 
 RETRIED_STATUS = {408, 409, 429}
 UNPARSABLE = "unparsable reply"
+FAILED = "failed"
 # A server asking for a longer pause (Retry-After) is obeyed up to this many seconds.
 MAX_RETRY_AFTER_S = 60.0
 
@@ -35,6 +41,23 @@ class JudgeScore:
     score: float | None
     reply: str | None
     """The judge's raw reply (the last one when it was asked twice); None when no call succeeded."""
+    cached: bool = False
+    error: str | None = None
+
+    @property
+    def fault(self) -> str | None:
+        """None when scored, else "unparsable" or "failed"."""
+        if self.error is None:
+            return None
+        return "unparsable" if self.error == UNPARSABLE else FAILED
+
+
+@dataclasses.dataclass
+class JudgeReply:
+    """A parsed text reply: `value` is what the parser made of it, None when it could not."""
+
+    value: object
+    reply: str | None
     cached: bool = False
     error: str | None = None
 
@@ -105,9 +128,11 @@ class LLMJudge:
                     model=self.model, messages=messages, temperature=0, max_tokens=self.max_tokens
                 )
                 # A server that answers 200 without choices gave no reply: treated as garbled, not as a crash.
-                choices = getattr(reply, "choices", None) or []
-                message = getattr(choices[0], "message", None) if choices else None
-                return getattr(message, "content", None) or ""
+                choices = getattr(reply, "choices", None)
+                choice = choices[0] if isinstance(choices, list) and choices else None
+                content = getattr(getattr(choice, "message", None), "content", None)
+                # Anything but text (a number, a list, null) is a garbled reply, never a crash.
+                return content if isinstance(content, str) else ""
             except openai.APIStatusError as exc:
                 if (exc.status_code < 500 and exc.status_code not in RETRIED_STATUS) or attempt == self.max_retries:
                     raise
@@ -123,20 +148,35 @@ class LLMJudge:
         if (hit := self.cache.get(key)) is not None:
             self.stats.cache_hits += 1
             return JudgeScore(hit[0], hit[1], cached=True)
+        value, reply, error = await self._ask_parsed(client, messages, limit, parse_score)
+        if error is None:
+            self.cache.put(key, value, reply)
+        return JudgeScore(value, reply, error=error)
+
+    async def _reply_key(self, client, key: str, messages, limit: asyncio.Semaphore, parse: Callable[[str], object]) -> JudgeReply:
+        if (hit := self.cache.get_reply(key)) is not None and (value := parse(hit)) is not None:
+            self.stats.cache_hits += 1
+            return JudgeReply(value, hit, cached=True)
+        value, reply, error = await self._ask_parsed(client, messages, limit, parse)
+        if error is None:
+            self.cache.put_reply(key, reply)
+        return JudgeReply(value, reply, error=error)
+
+    async def _ask_parsed(self, client, messages, limit: asyncio.Semaphore, parse: Callable[[str], object]) -> tuple[object, str | None, str | None]:
+        """(parsed value, raw reply, None), or (None, last reply, reason) when no reply could be parsed."""
         async with limit:
             reply = None
             try:
                 for _ in range(2):  # a garbled reply gets one more chance
                     reply = await self._ask(client, messages)
-                    score = parse_score(reply)
-                    if score is not None:
-                        self.cache.put(key, score, reply)
-                        return JudgeScore(score, reply)
-            except openai.OpenAIError as exc:
+                    value = parse(reply)
+                    if value is not None:
+                        return value, reply, None
+            except Exception as exc:  # noqa: BLE001 - any fault of one item (HTTP, a body no client can read) stays that item's
                 self.stats.failures += 1
-                return JudgeScore(None, reply, error=f"{type(exc).__name__}: {exc}"[:500])
+                return None, reply, f"{type(exc).__name__}: {exc}"[:500]
         self.stats.unparsable += 1
-        return JudgeScore(None, reply, error=UNPARSABLE)
+        return None, reply, UNPARSABLE
 
     async def score_async(self, template_name: str, items: Sequence[dict[str, str]], progress: bool = False) -> list[JudgeScore]:
         """Scores in item order, at most `concurrency` requests in flight. Items with identical inputs
@@ -163,6 +203,31 @@ class LLMJudge:
             for task in tasks.values():
                 task.cancel()  # only matters when one raised: the rest must not outlive the client
             await client.close()
+
+    async def ask_async(
+        self, template_name: str, items: Sequence[dict[str, str]], parse: Callable[[str], object], progress: bool = False
+    ) -> list[JudgeReply]:
+        """Parsed text replies in item order, on the same retries, concurrency and cache as scores;
+        `parse` returns None for a reply it cannot use (asked once more, then left unparsed)."""
+        template = self.prompts.template(template_name)
+        keyed = [(cache_key(self.model, self.prompt_version, template_name, m), m) for m in (template.messages(i) for i in items)]
+        limit = asyncio.Semaphore(self.concurrency)
+        client = self._client()
+        tasks = {key: asyncio.ensure_future(self._reply_key(client, key, messages, limit, parse)) for key, messages in dict(keyed).items()}
+        try:
+            with tqdm(total=len(tasks), desc=f"judge {template_name}", unit="item", disable=not progress) as bar:
+                for task in tasks.values():
+                    task.add_done_callback(lambda _: bar.update(1))
+                await asyncio.gather(*tasks.values())
+            return [dataclasses.replace(tasks[key].result()) for key, _ in keyed]
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await client.close()
+
+    def ask(self, template_name: str, items: Sequence[dict[str, str]], parse: Callable[[str], object], progress: bool = False) -> list[JudgeReply]:
+        _refuse_running_loop("ask")
+        return asyncio.run(self.ask_async(template_name, items, parse, progress))
 
     async def score_one_async(self, template_name: str, inputs: dict[str, str]) -> JudgeScore:
         (score,) = await self.score_async(template_name, [inputs])
@@ -204,10 +269,14 @@ def _refuse_running_loop(method: str) -> None:
 
 
 def summarise(scores: Sequence[JudgeScore]) -> dict:
-    """Mean over scored items, with how many could not be scored (never counted as any score)."""
+    """Mean over scored items, with how many could not be scored and why (never counted as any score):
+    `failed` (the endpoint kept failing, timing out or refused) and `unparsable` (garbled replies)."""
     values = [s.score for s in scores if s.score is not None]
+    faults = [s.fault for s in scores if s.score is None]
     return {
         "mean": sum(values) / len(values) if values else None,
         "scored": len(values),
         "unscored": len(scores) - len(values),
+        "failed": faults.count(FAILED),
+        "unparsable": faults.count("unparsable"),
     }

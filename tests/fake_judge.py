@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 
 
 class FakeJudge:
-    """`reply(call_number, body)` returns the reply text, or an int HTTP status to fail with."""
+    """`reply(call_number, body)` returns the reply text, an int HTTP status to fail with, or a dict
+    sent as the whole response body (to play a server whose completions are garbled)."""
 
-    def __init__(self, reply: Callable[[int, dict], str | int] = lambda n, body: "Reasons.\nScore: 7", delay: float = 0.0):
+    def __init__(self, reply: Callable[[int, dict], str | int | dict] = lambda n, body: "Reasons.\nScore: 7", delay: float = 0.0):
         self.reply = reply
         self.delay = delay
         self.calls = 0
@@ -37,6 +38,8 @@ class FakeJudge:
             answer = self.reply(number, body)
             if isinstance(answer, int):
                 return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=answer)
+            if isinstance(answer, dict):
+                return JSONResponse(answer)
             return {
                 "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],

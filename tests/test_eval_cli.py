@@ -141,7 +141,7 @@ def test_eval_with_an_llm_judge_records_it_and_reruns_from_cache(tmp_path):
         assert fake.calls == 4  # the re-run came from the cache
     results = json.loads((out / "expl.results.json").read_text())
     judged = results["llm_judge"]
-    assert judged["clue_overlap"] == {"mean": 8.0, "scored": 2, "unscored": 0}
+    assert judged["clue_overlap"] == {"mean": 8.0, "scored": 2, "unscored": 0, "failed": 0, "unparsable": 0}
     assert judged["label_overlap"]["mean"] == 6.0 and judged["not_scored"] == 1 and judged["cache_hits"] == 4
     assert results["provenance"]["judge_model"] == "fake-judge" and results["provenance"]["judge_prompt_version"] == "emer-judge-v1"
     assert "8.00" in (out / "leaderboard.md").read_text()
@@ -170,3 +170,70 @@ def test_eval_scores_chains_of_thought_and_explanations_offline(tmp_path):
     offline = results["offline_judge"]
     assert offline["scored"] == 2 and 0 < offline["offline_embedding_similarity"] <= 1 and offline["offline_lexical_f1"] > 0
     assert "llm_judge" not in results  # offline scores are never reported as judge scores
+
+
+def _explained(tmp_path, n: int):
+    from emoreason.schema import Sample
+
+    refs = tmp_path / "refs.jsonl"
+    write_samples(refs, [Sample.model_validate({"id": f"e{i}", "targets": {"emotion": "happy", "reasoning": f"She smiles ({i})."}}) for i in range(n)])
+    preds = write_jsonl(tmp_path / "judged.jsonl", [{"id": f"e{i}", "text": f"prediction {i}: a wide smile, happy."} for i in range(n)])
+    return refs, preds
+
+
+def test_one_garbled_judge_reply_leaves_one_item_unscored_and_the_rest_scored(tmp_path, capsys):
+    from fake_judge import FakeJudge
+    from serving_helpers import running_server
+
+    refs, preds = _explained(tmp_path, 12)
+    garbled = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": 7}, "finish_reason": "stop"}]}
+
+    def reply(n, body):
+        text = body["messages"][1]["content"]
+        return garbled if "prediction 5:" in text and "clues" in text else "Score: 8"
+
+    out = tmp_path / "board"
+    with running_server(FakeJudge(reply).app()) as url:
+        rc = eval_main(["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out), "--no-plots",
+                        "--judge-url", f"{url}/v1", "--judge-model", "fake-judge", "--judge-retries", "0", "--judge-timeout", "5"])
+    assert rc == 0
+    judged = json.loads((out / "judged.results.json").read_text())["llm_judge"]
+    assert judged["clue_overlap"] == {"mean": 8.0, "scored": 11, "unscored": 1, "failed": 0, "unparsable": 1}
+    assert judged["label_overlap"]["scored"] == 12
+    assert judged["unscored_items"] == [{"id": "e5", "template": "clue_overlap", "fault": "unparsable", "reason": "unparsable reply"}]
+    assert "11 scored, 0 failed, 1 unparsable" in capsys.readouterr().out
+
+
+def test_a_judge_that_always_fails_gives_rc_0_with_counts(tmp_path, capsys):
+    from fake_judge import FakeJudge
+    from serving_helpers import running_server
+
+    refs, preds = _explained(tmp_path, 3)
+    out = tmp_path / "board"
+    with running_server(FakeJudge(lambda n, body: 503).app()) as url:
+        rc = eval_main(["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out), "--no-plots",
+                        "--judge-url", f"{url}/v1", "--judge-model", "fake-judge", "--judge-retries", "1"])
+    assert rc == 0
+    judged = json.loads((out / "judged.results.json").read_text())["llm_judge"]
+    assert judged["clue_overlap"] == {"mean": None, "scored": 0, "unscored": 3, "failed": 3, "unparsable": 0}
+    assert all(item["fault"] == "failed" and "InternalServerError" in item["reason"] for item in judged["unscored_items"])
+    assert "clue_overlap n/a (0 scored, 3 failed, 0 unparsable)" in capsys.readouterr().out
+
+
+def test_a_hanging_judge_is_bounded_by_judge_timeout_and_retries(tmp_path):
+    from fake_judge import FakeJudge
+    from serving_helpers import running_server
+
+    refs, preds = _explained(tmp_path, 4)
+    out = tmp_path / "board"
+    import time
+
+    with running_server(FakeJudge(delay=30).app()) as url:
+        start = time.perf_counter()
+        rc = eval_main(["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out), "--no-plots",
+                        "--judge-url", f"{url}/v1", "--judge-model", "fake-judge", "--judge-timeout", "0.3", "--judge-retries", "1"])
+        wall = time.perf_counter() - start
+    assert rc == 0 and wall < 10
+    judged = json.loads((out / "judged.results.json").read_text())["llm_judge"]
+    assert judged["clue_overlap"]["failed"] == 4 and "Timeout" in judged["unscored_items"][0]["reason"]

@@ -85,7 +85,7 @@ def test_known_scores_are_parsed_and_the_request_is_well_formed(tmp_path, monkey
         assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert any("first" in b["messages"][1]["content"] and ITEM["reference"] in b["messages"][1]["content"] for b in fake.bodies)
     assert "happy" in fake.bodies[2]["messages"][1]["content"]
-    assert summarise(scores) == {"mean": 6.5, "scored": 2, "unscored": 0}
+    assert summarise(scores) == {"mean": 6.5, "scored": 2, "unscored": 0, "failed": 0, "unparsable": 0}
 
 
 def test_score_one_and_stats(tmp_path):
@@ -180,6 +180,37 @@ def test_a_completion_without_choices_counts_as_garbled(tmp_path):
     with running_server(app) as url, judge_for(url, tmp_path) as judge:
         (score,) = judge.score("clue_overlap", [ITEM])
     assert (score.score, score.error, len(calls)) == (None, "unparsable reply", 2)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": 7}}]},
+        {"id": "x", "choices": "not a list"},
+        {"unexpected": True},
+    ],
+    ids=["content-number", "choices-string", "no-completion"],
+)
+def test_a_garbled_body_is_one_unparsable_item_not_a_crash(tmp_path, body):
+    fake = FakeJudge(lambda n, b: body if "prediction 1" in b["messages"][1]["content"] else "Score: 6")
+    with running_server(fake.app()) as url, judge_for(url, tmp_path) as judge:
+        scores = judge.score("clue_overlap", items(3))
+    assert [s.score for s in scores] == [6.0, None, 6.0] and scores[1].fault == "unparsable"
+    assert summarise(scores) == {"mean": 6.0, "scored": 2, "unscored": 1, "failed": 0, "unparsable": 1}
+
+
+def test_ask_parses_text_replies_and_caches_only_accepted_ones(tmp_path):
+    prompts = parse_prompts({"version": "t-v1", "templates": {"echo": {"placeholders": ["x"], "system": "Echo.", "user": "{x}"}}}, "test")
+    fake = FakeJudge(lambda n, body: "garbage" if body["messages"][1]["content"] == "b" else f"[{body['messages'][1]['content']}]")
+    parse = lambda reply: reply if reply.startswith("[") else None  # noqa: E731
+    with running_server(fake.app()) as url:
+        with judge_for(url, tmp_path, prompts=prompts) as judge:
+            replies = judge.ask("echo", [{"x": "a"}, {"x": "b"}, {"x": "a"}], parse)
+        assert [r.value for r in replies] == ["[a]", None, "[a]"] and replies[1].error == "unparsable reply"
+        assert fake.calls == 3  # "a" once (deduplicated), "b" twice
+        with judge_for(url, tmp_path, prompts=prompts) as rerun:
+            again = rerun.ask("echo", [{"x": "a"}, {"x": "b"}], parse)
+        assert again[0].cached and not again[1].cached and fake.calls == 5
 
 
 def test_cache_makes_a_rerun_free_and_keys_on_model_and_prompt_version(tmp_path):
