@@ -54,7 +54,8 @@ class EncoderConfig:
     device: str = "cpu"
     """Torch device the encoder runs on ("cpu", "cuda", "cuda:1", ...)."""
     trust_remote_code: bool = False
-    """Run modeling code shipped with the checkpoint; leave off unless the checkpoint needs it."""
+    """Run modeling code shipped with the checkpoint; leave off unless the checkpoint needs it. In a saved
+    model directory it is honoured only with the user's --trust-remote-code."""
     batch_size: int = 16
     """Images, clips or 30 s audio chunks per forward pass."""
 

@@ -16,7 +16,8 @@ from emoreason.media.video import FrameSampling
 @dataclasses.dataclass
 class FaceCropConfig:
     detector: str = "haar"
-    """'haar' (OpenCV's shipped cascade) or 'package.module:Class' for a plug-in detector."""
+    """'haar' (OpenCV's shipped cascade) or 'package.module:Class' of a FaceDetector subclass. A plug-in
+    is honoured from the user's own prep or train config; a model directory may name only 'haar'."""
     detector_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Keyword arguments for the detector's constructor."""
     margin: float = 0.2

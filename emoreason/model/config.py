@@ -58,7 +58,8 @@ class ModelConfig:
     dtype: str = "float32"
     """LLM and projector dtype: float32, bfloat16 or float16."""
     trust_remote_code: bool = False
-    """Run modeling code shipped with the LLM checkpoint; off unless asked."""
+    """Run modeling code shipped with the LLM checkpoint; off unless asked. Honoured from the user's own
+    train config; a saved model directory that sets it loads only with the user's --trust-remote-code."""
 
     def __post_init__(self) -> None:
         check(bool(self.projectors), "projectors", f"at least one projector, keyed by modality among {list(MODALITIES)}")
