@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
 from emoreason.data_prep.prep_config import PrepConfig
 from emoreason.encoders.frozen import model_fingerprint
-from emoreason.features.cache import FeatureCache
+from emoreason.features.cache import FeatureCache, FeatureFileError, read_feature_file
 from emoreason.features.hashing import file_content_hash
 from emoreason.features.live import Issue, MediaFeatureExtractor, audio_source, no_face_issue
 from emoreason.media.errors import MediaError
@@ -53,18 +53,21 @@ class SampleExtractor:
         self.cache.put(modality, key, features, metadata)
         return self.cache.ref(modality, key, self.cfg.encoders[modality].model, list(features.shape), self.samples_dir)
 
-    def _cached(self, modality: str, key: str) -> tuple[FeatureRef, dict[str, str]] | None:
-        """The entry's reference and metadata, or None when absent or unreadable (then it is recomputed)."""
+    def _cached(self, modality: str, key: str, sample_id: str) -> tuple[FeatureRef, dict[str, str]] | None:
+        """The entry's reference and metadata, or None when absent or damaged (then it is recomputed).
+
+        The whole entry is read and verified (hash, finite values), not just its header: a damaged entry
+        would otherwise be referenced again and reach training.
+        """
         path = self.cache.path_for(modality, key)
         if not path.exists():
             return None
         try:
-            with safe_open(str(path), "pt") as f:
-                shape = list(f.get_slice("features").get_shape())
-                metadata = f.metadata() or {}
-        except Exception:
+            features, metadata = read_feature_file(path)
+        except FeatureFileError as exc:
+            print(f"prep: {path} (sample {sample_id}, {modality}): {exc.reason}; recomputing", file=sys.stderr)
             return None
-        return self.cache.ref(modality, key, self.cfg.encoders[modality].model, shape, self.samples_dir), metadata
+        return self.cache.ref(modality, key, self.cfg.encoders[modality].model, list(features.shape), self.samples_dir), metadata
 
     def process(self, sample: Sample) -> SampleResult:
         issues: list[Issue] = []
@@ -100,7 +103,7 @@ class SampleExtractor:
             if not path.is_file():
                 raise MediaError("missing_file", path)
             key = self._key("audio", file_content_hash(path))
-            cached = self._cached("audio", key)
+            cached = self._cached("audio", key, sample.id)
             if cached is not None:
                 return cached[0], None
             encoded = self.live.audio_features(path)  # [t, d]
@@ -123,7 +126,7 @@ class SampleExtractor:
         keys = {m: self._key(m, media_hash) for m in modalities}
         todo = []
         for m in modalities:
-            cached = self._cached(m, keys[m])
+            cached = self._cached(m, keys[m], sample.id)
             if cached is not None and m == "face":
                 # The face record travels in the entry's metadata, so a cache hit still knows which frames had faces.
                 faces = FaceRecord.model_validate(json.loads(cached[1]["face_record"])) if "face_record" in cached[1] else None

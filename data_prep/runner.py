@@ -2,7 +2,8 @@
 
 Resume contract: samples.jsonl only ever gains complete lines (flushed and fsynced one by one),
 feature files are written atomically, so after a kill a re-run skips the ids already in
-samples.jsonl and redoes the rest; nothing is lost or duplicated.
+samples.jsonl and redoes the rest; nothing is lost or duplicated. A finished sample whose feature
+files no longer verify (data_prep/recheck.py) is redone too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from emoreason.config import config_to_dict
 from emoreason.data_prep.extract import SampleExtractor, SampleResult
 from emoreason.data_prep.manifest import read_prep_input
 from emoreason.data_prep.prep_config import PrepConfig
+from emoreason.data_prep.recheck import drop_damaged_samples
 from emoreason.data_prep.report import PrepReport
 from emoreason.features.live import Issue
 from emoreason.jsonl import JsonlAppender, read_complete_records
@@ -123,6 +125,8 @@ def run_prep(cfg: PrepConfig) -> PrepReport:
     input_errors: list[SchemaError] = []
     samples = read_prep_input(cfg.input, input_errors)
 
+    # Finished samples whose feature files are damaged lose their lines here, so this run redoes them.
+    drop_damaged_samples(out_dir / SAMPLES_FILE, out_dir / STATUS_FILE)
     done_ids = {r["id"] for r in read_complete_records(out_dir / SAMPLES_FILE)}
     previous = {r["id"]: r for r in read_complete_records(out_dir / STATUS_FILE)}
     pending = [s for s in samples if s.id not in done_ids]

@@ -181,6 +181,7 @@ def bench_overhead(data, train_path: Path, work: Path, batch_size: int, warmup: 
     order = sorted(range(len(dataset)), key=lambda i: dataset.lengths[i])
     middle = len(order) // 2 - batch_size // 2
     batch = run.trainer.data_collator([dataset[i] for i in order[middle : middle + batch_size]])
+    batch.pop("sample_ids")  # for error messages in the trainer; the model's forward takes tensors only
     media_positions = int((batch["media_ids"] > 0).sum())
 
     def multimodal():

@@ -1,7 +1,17 @@
+import pytest
 import torch
+from safetensors.torch import save_file
 
-from emoreason.features.cache import FeatureCache, load_feature
+from emoreason.features.cache import (
+    HASH_METADATA_KEY,
+    FeatureCache,
+    FeatureFileError,
+    check_feature_refs,
+    load_feature,
+    read_feature_file,
+)
 from emoreason.features.hashing import file_content_hash, settings_hash
+from emoreason.schema import FeatureRef
 
 
 def test_put_get_is_fp16_and_atomic(tmp_path):
@@ -52,3 +62,86 @@ def test_content_hash_follows_bytes(tmp_path):
     a.write_bytes(b"second")
     assert file_content_hash(a) != first
     assert settings_hash({"a": 1, "b": [1, 2]}) == settings_hash({"b": [1, 2], "a": 1})
+
+
+def corrupt_data(path, offset: int, value: bytes) -> None:
+    """Overwrite bytes of a safetensors file's data section (after its 8-byte length and JSON header)."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little") + offset
+    data[start : start + len(value)] = value
+    path.write_bytes(bytes(data))
+
+
+FP16_NAN = b"\x00\x7e"  # 0x7E00 little-endian
+FP16_ONE = b"\x00\x3c"  # 1.0
+
+
+def entry(tmp_path, features=None):
+    cache = FeatureCache(tmp_path / "cache")
+    key = cache.make_key("audio", "m" * 64, "enc", "fp", {})
+    features = torch.full((3, 4), 0.5) if features is None else features
+    return cache, key, cache.put("audio", key, features, {"id": "clip_7"})
+
+
+def test_entries_carry_a_hash_and_verify_on_read(tmp_path):
+    cache, key, path = entry(tmp_path)
+    tensor, metadata = read_feature_file(path, [3, 4])
+    assert metadata["id"] == "clip_7" and len(metadata[HASH_METADATA_KEY]) == 64
+    assert torch.equal(cache.get("audio", key), tensor)
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda p: corrupt_data(p, 2, FP16_NAN), "1 of 12 values are NaN or infinite"),
+        (lambda p: corrupt_data(p, 2, FP16_ONE), "content hash mismatch"),
+        (lambda p: p.write_bytes(b"\xff" * 8 + p.read_bytes()[8:]), "unreadable safetensors file"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-6]), "unreadable safetensors file"),
+    ],
+    ids=["nan", "changed_value", "bad_header", "truncated"],
+)
+def test_damaged_entry_is_named_and_never_used(tmp_path, damage, reason):
+    cache, key, path = entry(tmp_path)
+    damage(path)
+    with pytest.raises(FeatureFileError, match=reason) as info:
+        read_feature_file(path)
+    assert str(path) in str(info.value)
+    assert cache.get("audio", key) is None  # prep recomputes it
+    ref = cache.ref("audio", key, "enc", [3, 4], tmp_path)
+    with pytest.raises(FeatureFileError, match=f"sample clip_7\\).*{reason}"):
+        load_feature(ref, tmp_path, sample_id="clip_7")
+
+
+def test_shape_must_match_the_reference(tmp_path):
+    _, _, path = entry(tmp_path)
+    with pytest.raises(FeatureFileError, match=r"shape \[3, 4\], the sample's reference says \[5, 4\]"):
+        read_feature_file(path, [5, 4])
+
+
+def test_entry_without_hash_is_still_checked_for_finite_values(tmp_path):
+    path = tmp_path / "old.safetensors"
+    save_file({"features": torch.ones(2, 2, dtype=torch.float16)}, str(path))
+    assert read_feature_file(path)[0].shape == (2, 2)
+    save_file({"features": torch.tensor([[1.0, float("nan")]], dtype=torch.float16)}, str(path))
+    with pytest.raises(FeatureFileError, match="NaN"):
+        read_feature_file(path)
+
+
+def test_put_refuses_non_finite_features(tmp_path):
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        entry(tmp_path, torch.tensor([[1.0, 1e6]]))  # beyond fp16's range: inf once cached
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))
+
+
+def test_check_feature_refs_reads_each_file_once_and_lists_its_samples(tmp_path):
+    cache, key, path = entry(tmp_path)
+    ref = cache.ref("audio", key, "enc", [3, 4], tmp_path)
+    good_key = cache.make_key("audio", "g" * 64, "enc", "fp", {})
+    cache.put("audio", good_key, torch.zeros(3, 4), {"id": "b"})
+    good = cache.ref("audio", good_key, "enc", [3, 4], tmp_path)
+    assert check_feature_refs([("a", "audio", ref), ("b", "audio", good)], tmp_path) == []
+    corrupt_data(path, 0, FP16_NAN)
+    missing = FeatureRef(path="cache/none.safetensors", key="x", encoder="enc", shape=[1, 1])
+    bad = check_feature_refs([("a", "audio", ref), ("b", "audio", good), ("dup", "audio", ref), ("c", "face", missing)], tmp_path)
+    assert [(b.path, b.refs) for b in bad] == [(path, [("a", "audio"), ("dup", "audio")]), (tmp_path / missing.path, [("c", "face")])]
+    assert "NaN" in bad[0].describe() and "a (audio), dup (audio)" in bad[0].describe()

@@ -22,10 +22,15 @@ class EmotionCollator:
 
         # Right padding: labels there are IGNORE_INDEX and the attention mask hides them.
         lengths = torch.tensor([len(item["input_ids"]) for item in items])
-        return {
+        batch = {
             "input_ids": pad("input_ids", self.pad_id),  # [b, s]
             "media_ids": pad("media_ids", 0),  # [b, s]
             "labels": pad("labels", IGNORE_INDEX),  # [b, s]
             "attention_mask": (torch.arange(longest)[None] < lengths[:, None]).long(),  # [b, s]
             "features": collate_features([item["features"] for item in items]),
         }
+        # Ids travel with the batch so a failing step can name its samples; the trainer removes them
+        # before the model's forward, which takes no such input.
+        if all("sample_id" in item for item in items):
+            batch["sample_ids"] = [item["sample_id"] for item in items]
+        return batch

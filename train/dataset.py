@@ -2,7 +2,9 @@
 
 Samples must carry `conversations` (built by `emoreason instruct`). Features come from the prep
 cache by default, or live from media. A sample that cannot be used (no conversation, too long,
-no features at all) is reported once at load and skipped; the rest train.
+no features at all) is reported once at load and skipped; the rest train. A referenced feature
+file that fails verification (header, shape, finite values, content hash) is not skipped: loading
+stops with an error naming every damaged file and its samples, before any training step.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ from pathlib import Path
 
 import torch
 
+from emoreason.features.cache import check_feature_refs
 from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.features import cached_features, feature_lengths, live_features
 from emoreason.model.processor import EmotionProcessor
 from emoreason.schema import Sample, SchemaError, iter_samples
+
+
+class DamagedFeaturesError(ValueError):
+    """Referenced feature files failed verification; the message names each file and the samples using it."""
 
 
 @dataclass
@@ -57,6 +64,8 @@ class EmotionDataset(torch.utils.data.Dataset):
             if length is not None:
                 self.samples.append(sample)
                 self.lengths.append(length)
+        if self.feature_source == "cache":
+            self._verify_feature_files()
         self.skipped += [SkippedSample(f"line {e.line}", str(e)) for e in errors]
         if self.skipped:
             print(f"{self.path}: skipped {len(self.skipped)} sample(s):", file=sys.stderr)
@@ -64,6 +73,18 @@ class EmotionDataset(torch.utils.data.Dataset):
                 print(f"  {s.sample_id}: {s.reason}", file=sys.stderr)
         if not self.samples:
             raise ValueError(f"{self.path}: no usable training samples")
+
+    def _verify_feature_files(self) -> None:
+        """Read and verify every referenced feature file once, so a damaged one stops the run before any step."""
+        refs = ((s.id, m, ref) for s in self.samples for m, ref in s.features.items() if m in self.modalities)
+        bad = check_feature_refs(refs, self.samples_dir)
+        if bad:
+            lines = "\n".join(f"  {entry.describe()}" for entry in bad[:20])
+            more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+            raise DamagedFeaturesError(
+                f"{self.path}: {len(bad)} cached feature file(s) are damaged:\n{lines}{more}\n"
+                "Re-run `emoreason prep` into the same output folder: it verifies finished samples and recomputes them."
+            )
 
     def _lengths(self, sample: Sample) -> dict[str, int]:
         if self.feature_source == "cache":
@@ -111,6 +132,7 @@ class EmotionDataset(torch.utils.data.Dataset):
         features = self._drop_modalities(index, self.features(sample))
         encoded = self.processor.encode(sample.conversations, {m: f.shape[0] for m, f in features.items()})
         return {
+            "sample_id": sample.id,
             "input_ids": encoded.input_ids,
             "media_ids": encoded.media_ids,
             "labels": encoded.labels,

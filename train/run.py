@@ -1,7 +1,7 @@
 """`emoreason train --config configs/train/X.yaml [key=value ...]`: setup, train, save.
 
 Launch on many GPUs with scripts/train_torchrun.sh (DeepSpeed via optim.deepspeed=...).
-Re-running the same command resumes from the newest checkpoint in optim.output_dir.
+Re-running the same command resumes from the newest complete checkpoint in optim.output_dir.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from transformers import set_seed
 
 from emoreason.config import ConfigError, save_config
+from emoreason.features.cache import FeatureFileError
 from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.loading import build_model, load_model
 from emoreason.model.modeling import EmotionLM
@@ -21,8 +22,8 @@ from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
 from emoreason.train.collator import EmotionCollator
 from emoreason.train.config import TrainConfig, load_train_config
-from emoreason.train.dataset import EmotionDataset
-from emoreason.train.trainer import EmotionTrainer, freeze_for_stage, resume_checkpoint, training_arguments
+from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset
+from emoreason.train.trainer import EmotionTrainer, NonFiniteLossError, freeze_for_stage, resume_checkpoint, training_arguments
 
 FINAL_MODEL_DIR = "model"
 
@@ -103,7 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"emoreason train: error: {exc}", file=sys.stderr)
         return 2
-    final = train(setup(cfg))
+    try:
+        final = train(setup(cfg))
+    except (DamagedFeaturesError, FeatureFileError) as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 1
     print(f"model: {final}")
     return 0
 

@@ -1,19 +1,27 @@
-"""The HF Trainer around EmotionLM: stage-dependent freezing, our save format, resume, length grouping."""
+"""The HF Trainer around EmotionLM: stage-dependent freezing, our save format, atomic checkpoints and resume,
+length grouping, and a stop on a non-finite loss."""
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import rotate_checkpoints
 
 from emoreason.model.loading import load_trainable_state, save_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
+from emoreason.train import checkpoints
 from emoreason.train.config import TrainConfig
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the message names the step and the batch's sample ids."""
 
 
 def freeze_for_stage(model: EmotionLM, stage: str) -> None:
@@ -80,8 +88,62 @@ class EmotionTrainer(Trainer):
     def __init__(self, *args, emotion_processor: EmotionProcessor, **kwargs):
         super().__init__(*args, **kwargs)
         self.emotion_processor = emotion_processor
+        self._staging_dir: Path | None = None
         if self.train_dataset is not None:
             self.add_callback(DatasetEpochCallback(self.train_dataset))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's loss, after taking out the batch's sample ids (the model takes no such input).
+
+        A NaN or infinite training loss stops the run here, before the optimiser applies it: the Trainer
+        would otherwise log it, step on NaN gradients and save a model that is NaN in every trained weight.
+        """
+        inputs = dict(inputs)
+        sample_ids = inputs.pop("sample_ids", None)
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        loss = result[0] if return_outputs else result
+        if model.training and not math.isfinite(loss.detach().float().item()):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}; "
+                f"batch samples: {sample_ids if sample_ids is not None else 'unknown'}"
+            )
+        return result
+
+    def _get_output_dir(self, trial) -> str:
+        # While a checkpoint is saved, the Trainer's own _save_checkpoint writes into the staging folder.
+        if self._staging_dir is not None:
+            return str(self._staging_dir)
+        return super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, written into a staging folder and renamed into place when complete.
+
+        The Trainer writes checkpoint-N/ in place, so a kill mid-save leaves a folder that resume would pick
+        and fail to load (see emoreason.train.checkpoints). Every rank writes its part into the staging folder;
+        after a barrier the main process publishes it and rotates old checkpoints itself, since the Trainer's
+        rotation ran inside the staging folder. Best-model tracking (metric_for_best_model) is not supported:
+        training_arguments never sets it.
+        """
+        run_dir = Path(super()._get_output_dir(trial))
+        staging = checkpoints.staging_root(run_dir, self.state.global_step)
+        if self.args.should_save:
+            checkpoints.remove_stale_staging(run_dir)
+        self.accelerator.wait_for_everyone()
+        self._staging_dir = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            checkpoints.publish(run_dir, self.state.global_step)
+            rotate_checkpoints(
+                output_dir=str(run_dir),
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
+        self.accelerator.wait_for_everyone()
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir or self.args.output_dir
@@ -103,6 +165,10 @@ class EmotionTrainer(Trainer):
 
 
 def resume_checkpoint(cfg: TrainConfig) -> str | None:
+    """The newest complete checkpoint in output_dir (incomplete newer ones are reported and skipped), or None."""
     if not cfg.optim.resume or not Path(cfg.optim.output_dir).is_dir():
         return None
-    return get_last_checkpoint(cfg.optim.output_dir)
+    found = checkpoints.last_complete_checkpoint(cfg.optim.output_dir)
+    if found is not None:
+        print(f"emoreason train: resuming from {found}", file=sys.stderr)
+    return found

@@ -18,7 +18,7 @@ from emoreason.schema import Sample
 
 def cached_features(sample: Sample, samples_dir: str | Path, modalities: Sequence[str]) -> dict[str, torch.Tensor]:
     """modality -> [t, d] fp16 from the sample's feature references; absent modalities are absent."""
-    return {m: load_feature(ref, samples_dir) for m, ref in sample.features.items() if m in modalities}
+    return {m: load_feature(ref, samples_dir, sample.id) for m, ref in sample.features.items() if m in modalities}
 
 
 def live_features(
