@@ -4,8 +4,9 @@ Notation: b batch, t input feature tokens, d_in encoder width, h projector width
 of a pooling projector, d_llm LLM hidden size.
 
 Every projector maps (features [b, t, d_in], mask [b, t]) -> (tokens [b, t', d_llm], out_mask [b, t'])
-with True = a real token. "linear" and "mlp" keep t' = t; "attn_pool" and "resampler" give t' = K,
-or no real token at all (out_mask all False) for an item with no real input token. Positions with a
+with True = a real token. "linear" and "mlp" keep t' = t; "attn_pool", "resampler" and "qformer" give
+t' = K, or no real token at all (out_mask all False) for an item with no real input token;
+"token_concat" gives t' = (t - drop_prefix_tokens) / concat (qformer.py and token_concat.py). Positions with a
 False out_mask are zeros, and padded input positions never reach the output: the processor reserves
 `num_output_tokens(n)` positions per item and the model scatters `tokens[out_mask]` into them.
 """
@@ -19,8 +20,10 @@ from torch import nn
 
 from emoreason.config import check
 
-PROJECTOR_KINDS: tuple[str, ...] = ("linear", "mlp", "attn_pool", "resampler")
-_POOLING_KINDS: frozenset[str] = frozenset({"attn_pool", "resampler"})
+PROJECTOR_KINDS: tuple[str, ...] = ("linear", "mlp", "attn_pool", "resampler", "qformer", "token_concat")
+_POOLING_KINDS: frozenset[str] = frozenset({"attn_pool", "resampler", "qformer"})
+# Kinds whose token count depends on where each item's real tokens start, so they can drop a prefix.
+_PREFIX_KINDS: frozenset[str] = frozenset({"qformer", "token_concat"})
 
 
 def _is_int(value: object, minimum: int) -> bool:
@@ -33,16 +36,26 @@ class ProjectorConfig:
 
     kind: str = "mlp"
     """One of "linear", "mlp" (Linear-GELU-Linear, LLaVA-1.5), "attn_pool" (K learned queries), "resampler"
-    (perceiver resampler, Flamingo)."""
+    (perceiver resampler, Flamingo), "qformer" (BLIP-2 Q-Former: K learned queries cross-attending to the
+    tokens, then a Linear), "token_concat" (`concat` adjacent tokens concatenated, then a Linear)."""
     num_tokens: int | None = None
-    """Output tokens K for "attn_pool" and "resampler" (required there); null for "linear" and "mlp",
-    which keep the input token count."""
+    """Output tokens K for "attn_pool", "resampler" and "qformer" (required there); null for the other
+    kinds, whose token count follows the input's."""
     hidden_size: int | None = None
-    """Internal width of "mlp", "attn_pool" and "resampler"; null = the LLM hidden size."""
+    """Internal width of "mlp", "attn_pool", "resampler" and "qformer"; null = the LLM hidden size."""
     depth: int = 2
-    """Linear layers of "mlp", or blocks of "resampler"."""
+    """Linear layers of "mlp", blocks of "resampler", or layers of "qformer"."""
     num_heads: int = 4
-    """Attention heads of "attn_pool" and "resampler"; must divide the internal width."""
+    """Attention heads of "attn_pool", "resampler" and "qformer"; must divide the internal width."""
+    concat: int | None = None
+    """Adjacent tokens concatenated into one by "token_concat" (required there; Emotion-LLaMA: 4)."""
+    drop_prefix_tokens: int = 0
+    """Leading tokens of each item dropped before "token_concat" or "qformer" (1 drops a ViT's CLS)."""
+    cross_attention_frequency: int = 1
+    """"qformer": a cross-attention to the input tokens every this many layers (BLIP-2 2, Video-LLaMA 1)."""
+    max_positions: int | None = None
+    """"qformer": learned position embeddings added to the first this many input tokens (Video-LLaMA's
+    frame positions); null adds none. An item with more input tokens is an error."""
 
     def __post_init__(self) -> None:
         check(self.kind in PROJECTOR_KINDS, "kind", f"one of {list(PROJECTOR_KINDS)}", self.kind)
@@ -55,6 +68,18 @@ class ProjectorConfig:
               self.hidden_size)
         check(_is_int(self.depth, 1), "depth", "an integer >= 1", self.depth)
         check(_is_int(self.num_heads, 1), "num_heads", "an integer >= 1", self.num_heads)
+        if self.kind == "token_concat":
+            check(_is_int(self.concat, 1), "concat", "an integer >= 1 for kind 'token_concat'", self.concat)
+        else:
+            check(self.concat is None, "concat", f"null for kind {self.kind!r} (only token_concat concatenates)",
+                  self.concat)
+        check(_is_int(self.drop_prefix_tokens, 0), "drop_prefix_tokens", "an integer >= 0", self.drop_prefix_tokens)
+        check(self.drop_prefix_tokens == 0 or self.kind in _PREFIX_KINDS, "drop_prefix_tokens",
+              f"0 for kind {self.kind!r} (only {sorted(_PREFIX_KINDS)} drop a prefix)", self.drop_prefix_tokens)
+        check(_is_int(self.cross_attention_frequency, 1) and self.cross_attention_frequency <= self.depth,
+              "cross_attention_frequency", f"an integer in [1, depth={self.depth}]", self.cross_attention_frequency)
+        check(self.max_positions is None or (self.kind == "qformer" and _is_int(self.max_positions, 1)),
+              "max_positions", "null, or an integer >= 1 for kind 'qformer'", self.max_positions)
         if self.kind in _POOLING_KINDS and self.hidden_size is not None:
             check(self.hidden_size % self.num_heads == 0, "num_heads",
                   f"a divisor of hidden_size {self.hidden_size}", self.num_heads)
@@ -194,11 +219,19 @@ class ResamplerProjector(nn.Module):
 def build_projector(cfg: ProjectorConfig, d_in: int, d_llm: int) -> nn.Module:
     """The projector `cfg` describes, from encoder width d_in to LLM hidden size d_llm."""
     hidden = cfg.hidden_size or d_llm
+    if cfg.kind == "token_concat":
+        from emoreason.model.token_concat import TokenConcatProjector
+
+        return TokenConcatProjector(d_in, d_llm, cfg.concat, cfg.drop_prefix_tokens)
     if cfg.kind == "linear":
         return LinearProjector(d_in, d_llm)
     if cfg.kind == "mlp":
         return MLPProjector(d_in, d_llm, hidden, cfg.depth)
     check(hidden % cfg.num_heads == 0, "num_heads", f"a divisor of the projector width {hidden}", cfg.num_heads)
+    if cfg.kind == "qformer":
+        from emoreason.model.qformer import QFormerProjector
+
+        return QFormerProjector(d_in, d_llm, cfg, hidden)
     if cfg.kind == "attn_pool":
         return AttentionPoolProjector(d_in, d_llm, cfg.num_tokens, hidden, cfg.num_heads)
     return ResamplerProjector(d_in, d_llm, cfg.num_tokens, hidden, cfg.depth, cfg.num_heads)
