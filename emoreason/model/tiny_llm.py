@@ -78,6 +78,11 @@ def _train_tokenizer(corpus: list[str], vocab_size: int) -> tf.PreTrainedTokeniz
                                       chat_template=CHAT_TEMPLATE, model_max_length=1024)
 
 
+def train_tiny_tokenizer(corpus: list[str] | None = None, vocab_size: int = 512) -> tf.PreTrainedTokenizerFast:
+    """The tiny LLM's tokenizer, trained on the built-in corpus plus `corpus`, for other tiny models to extend."""
+    return _train_tokenizer(_default_corpus() + list(corpus or []), vocab_size)
+
+
 def _build_model(tokenizer: tf.PreTrainedTokenizerFast) -> tf.Qwen2ForCausalLM:
     # head_dim 32 (64 / 2 heads): vLLM's CPU attention kernels take head sizes of 32 and up only.
     config = tf.Qwen2Config(
