@@ -34,6 +34,35 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     return path
 
 
+def write_png_bomb(path: Path, side: int = 20_000) -> Path:
+    """A valid 1-bit PNG of side x side pixels (400 megapixels by default) in a few tens of KB: a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits, all black
+    packer = zlib.compressobj(9)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def write_audio_only_mp4(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    """An .mp4 holding one AAC track and no video stream."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(tone(seconds, rate, 440.0), format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     """Real and broken media files, one of each kind the prep report must tell apart."""
@@ -54,6 +83,10 @@ def media_dir(tmp_path_factory) -> Path:
 
     Image.fromarray(gradient_frames(1, 60, 80)[0]).save(root / "still.png")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    write_png_bomb(root / "bomb.png")
+    write_audio_only_mp4(root / "audio_only.mp4")
+    # 16 px wide: decord 0.6 mis-sizes such frames (see emoreason/media/video.py); 24 s long.
+    write_clip(root / "tiny16.mp4", gradient_frames(600, 16, 16), None, fps=25, codec="h264")
     return root
 
 

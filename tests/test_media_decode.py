@@ -96,3 +96,54 @@ def test_images(media_dir):
         with pytest.raises(MediaError) as info:
             decode_image(media_dir / name)
         assert info.value.reason == reason, name
+
+
+def test_decompression_bomb_image_is_too_large(media_dir, tmp_path):
+    from conftest import write_png_bomb
+
+    # 400 megapixels: Pillow's own bomb check fires as the header is read.
+    with pytest.raises(MediaError) as info:
+        decode_image(media_dir / "bomb.png")
+    assert info.value.reason == "too_large"
+    # 64 megapixels, under Pillow's limit: ours refuses it before decoding.
+    with pytest.raises(MediaError) as info:
+        decode_image(write_png_bomb(tmp_path / "big.png", 8000), max_pixels=40_000_000)
+    assert info.value.reason == "too_large" and "8000x8000" in str(info.value)
+    assert decode_image(media_dir / "still.png", max_pixels=60 * 80).shape == (60, 80, 3)
+
+
+def test_audio_only_mp4_in_the_video_field_has_no_video(media_dir):
+    with pytest.raises(MediaError) as info:
+        decode_frames(media_dir / "audio_only.mp4", FrameSampling())
+    assert info.value.reason == "no_video" and "audio only" in str(info.value)
+
+
+@pytest.mark.parametrize("sampling", [FrameSampling(), FrameSampling(num_frames=None, fps=1.0, short_side=32)], ids=["uniform", "fps+resize"])
+def test_narrow_clip_decodes_where_decord_cannot(media_dir, sampling):
+    """A valid 16x16 clip: decord 0.6 fails on it (its RGB rows need padding); the frames still come back right."""
+    decoded = decode_frames(media_dir / "tiny16.mp4", sampling)
+    side = sampling.short_side or 16
+    assert decoded.frames.shape[1:] == (side, side, 3) and decoded.duration == pytest.approx(24.0)
+    # gradient_frames: brightness encodes the frame index (600 frames, 0..255)
+    expected = decoded.times * 25 * 255 // 599
+    assert np.abs(decoded.frames[:, side // 2, side // 2].mean(axis=1) - expected).max() < 8
+    assert len(decoded.frames) == (8 if sampling.num_frames else 24)
+
+
+def test_decoder_messages_carry_no_build_paths():
+    from emoreason.media.video import library_message
+
+    raw = RuntimeError("[00:46:50] /github/workspace/src/runtime/ndarray.cc:171: Check failed: from_size == to_size (1536 vs. 768)\nStack trace:\n  File /x/y.so")
+    assert library_message(raw) == "Check failed: from_size == to_size (1536 vs. 768)"
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_folder_or_fifo_is_not_a_file(tmp_path, kind):
+    import os
+
+    path = tmp_path / "clip.mp4"
+    path.mkdir() if kind == "directory" else os.mkfifo(path)
+    for decode in (lambda: decode_frames(path, FrameSampling()), lambda: decode_audio(path), lambda: decode_image(path)):
+        with pytest.raises(MediaError) as info:
+            decode()  # a fifo is never opened: that would block
+        assert info.value.reason == "not_a_file" and f"a {kind}" in str(info.value)

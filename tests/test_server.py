@@ -32,12 +32,13 @@ def media_root(media_dir: Path, tmp_path_factory) -> Path:
     from emoreason.data_prep.synthetic import write_clip
 
     root = tmp_path_factory.mktemp("served")
-    for name in ("h264_aac.mp4", "no_audio.mp4", "empty.mp4", "not_media.mp4", "still.png", "stereo_44k.wav"):
+    for name in ("h264_aac.mp4", "no_audio.mp4", "empty.mp4", "not_media.mp4", "still.png", "stereo_44k.wav", "bomb.png", "audio_only.mp4"):
         shutil.copy(media_dir / name, root / name)
     shutil.copy(media_dir / "h264_aac.mp4", root / "bad.mp4")  # the fake engine refuses any bad.mp4
     frames = np.zeros((int(12 * MAX_MEDIA_SECONDS) + 24, 32, 32, 3), np.uint8)
     write_clip(root / "long.mp4", frames, None, fps=12)  # 7 s > the 5 s limit
     (root / "sub").mkdir()
+    (root / "folder.mp4").mkdir()
     shutil.copy(media_dir / "h264_aac.mp4", root / "sub" / "clip.mp4")
     os.symlink(media_dir / "h264_aac.mp4", root / "escape.mp4")  # inside the root by name, outside by target
     return root
@@ -168,6 +169,9 @@ BAD_REQUESTS = {
     "data URL not base64": (user("x", video("data:video/mp4,rawbytes")), 400, "invalid_data_url"),
     "media in an assistant turn": ({"role": "assistant", "content": [video("sub/clip.mp4")]}, 400, "media_not_in_user_turn"),
     "unknown part type": (user("x", {"type": "file", "file": {}}), 400, "invalid_request"),
+    "decompression bomb image": (user("x", {"type": "image_url", "image_url": {"url": "bomb.png"}}), 413, "too_large"),
+    "a folder named like a clip": (user("x", video("folder.mp4")), 400, "not_a_file"),
+    "audio-only mp4 as video": (user("x", video("audio_only.mp4")), 422, "no_video"),
 }
 
 
@@ -211,6 +215,64 @@ def test_invalid_requests_get_4xx(base_url: str, body, status: int, code: str):
     response = httpx.post(f"{base_url}/v1/chat/completions", json=body)
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+
+
+def test_decompression_bomb_data_url_is_413(base_url: str, media_root: Path, engine: FakeEngine):
+    """A 48 KB PNG that decodes to 400 megapixels: refused from its header, never handed to the engine."""
+    seen = len(engine.requests)
+    part = {"type": "image_url", "image_url": {"url": data_url(media_root / "bomb.png", "image/png")}}
+    response = httpx.post(f"{base_url}/v1/chat/completions", json={"messages": [user("x", part)]}, timeout=30)
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "too_large" and "data URL #1" in response.json()["error"]["message"]
+    assert len(engine.requests) == seen
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_tokens", "10"), ("stream", "yes"), ("stream", 1), ("temperature", "0.5"), ("seed", True), ("max_tokens", 10.0)],
+)
+def test_request_fields_are_not_coerced(base_url: str, field: str, value):
+    response = httpx.post(f"{base_url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == field
+
+
+@pytest.mark.parametrize(
+    ("message", "param", "expected"),
+    [
+        ({"role": "user", "content": video("sub/clip.mp4")}, "messages.0.content", "expected a string or a list of parts"),
+        ({"role": "user", "content": [{"type": "video_url", "url": "sub/clip.mp4"}]}, "messages.0.content.0.video_url", '"video_url": {"url": "..."}'),
+        ({"role": "user", "content": "x", "video_url": {"url": "sub/clip.mp4"}}, "messages.0.video_url", "media goes in the message's content list"),
+        ({"role": "user", "content": ["x", video("sub/clip.mp4")]}, "messages.0.content.0", '{"type": "text", "text": "..."}'),
+    ],
+    ids=["part instead of a list", "url outside its object", "part beside content", "bare string in the list"],
+)
+def test_misplaced_media_parts_say_what_is_expected_where(base_url: str, message: dict, param: str, expected: str):
+    response = httpx.post(f"{base_url}/v1/chat/completions", json={"messages": [message]})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and expected in error["message"], error
+    assert "Input should be a valid string" not in error["message"]
+
+
+def test_prompt_over_the_context_is_refused_before_any_media_work(media_root: Path):
+    """An engine that checks prompts (LiveMediaEngine.check_prompt) is asked before the media is touched."""
+    from emoreason.model.processor import PromptTooLong
+
+    class ContextEngine(FakeEngine):
+        def check_prompt(self, request):
+            if sum(len(m["content"]) for m in request.messages) > 1000:
+                raise PromptTooLong("conversation is at least 2000 tokens of text, over max_length=512")
+
+    engine = ContextEngine()
+    with running_server(create_app(engine, ServerSettings(media_root=media_root))) as url:
+        # The clip does not exist: a media check would answer missing_file.
+        body = {"messages": [user("x" * 2000, video("nope.mp4"))]}
+        response = httpx.post(f"{url}/v1/chat/completions", json=body)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "context_length_exceeded", response.text
+        assert not engine.requests
+        response = httpx.post(f"{url}/v1/chat/completions", json={"messages": [user("x", video("nope.mp4"))]})
+        assert response.json()["error"]["code"] == "missing_file"
 
 
 def test_malformed_json_and_oversized_body(base_url: str):

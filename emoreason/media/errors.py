@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 
 # reason code -> what a report or an error message says
 REASONS: dict[str, str] = {
     "missing_file": "file not found",
+    "not_a_file": "not a regular file (a directory, fifo, socket or device)",
+    "outside_root": "path resolves outside the data root",
     "empty": "zero-length media",
     "unreadable": "unreadable or corrupt file",
     "not_media": "not a media file",
@@ -14,6 +17,7 @@ REASONS: dict[str, str] = {
     "no_audio": "no audio track",
     "no_face": "no face found",
     "too_long": "media longer than the configured limit",
+    "too_large": "image larger than the configured pixel limit",
     "bad_field": "wrong field type or invalid record",
 }
 
@@ -38,10 +42,21 @@ class MediaError(Exception):
 
 
 def check_file(path: str | os.PathLike) -> None:
-    """Raise MediaError for the failures visible without decoding: missing or zero-length."""
+    """Raise MediaError for the failures visible without decoding: missing, not a file, zero-length.
+
+    Never opens the file: opening a fifo would block until something writes to it.
+    """
     if not os.path.exists(path):
         raise MediaError("missing_file", path)
     if not os.path.isfile(path):
-        raise MediaError("unreadable", path, "not a regular file")
+        raise MediaError("not_a_file", path, f"it is {_file_kind(path)}; expected a media file")
     if os.path.getsize(path) == 0:
         raise MediaError("empty", path)
+
+
+def _file_kind(path: str | os.PathLike) -> str:
+    mode = os.stat(path).st_mode
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"

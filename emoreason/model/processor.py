@@ -24,6 +24,10 @@ PLACEHOLDER_TO_MEDIA = {token: m for m, token in PLACEHOLDER_TOKENS.items()} | {
 _PLACEHOLDER_RE = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDER_TO_MEDIA) + ")")
 
 
+class PromptTooLong(ValueError):
+    """A conversation with more tokens than the processor's max_length."""
+
+
 @dataclasses.dataclass
 class EncodedConversation:
     input_ids: list[int]
@@ -71,6 +75,28 @@ class EmotionProcessor:
         self.fusion_modalities = list(fusion_modalities)
         self.fusion_tokens = fusion_tokens
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._max_token_bytes: int | None = None
+
+    @property
+    def max_token_bytes(self) -> int:
+        """The most UTF-8 bytes any one token stands for (at least 1): n bytes of text are >= n / this tokens."""
+        if self._max_token_bytes is None:
+            # Vocabulary strings are byte-level (GPT-2 style) or sentencepiece pieces: their encoded
+            # length is at least the text they stand for, so this bound never refuses a prompt that fits.
+            self._max_token_bytes = max((len(t.encode("utf-8")) for t in self.tokenizer.get_vocab()), default=1) or 1
+        return self._max_token_bytes
+
+    def check_prompt_length(self, turns: Sequence[Any]) -> None:
+        """PromptTooLong when the text of `turns` alone is over max_length tokens; ValueError for a bad conversation.
+
+        Costs no media work, and refuses a huge text by its byte count before tokenizing any of it.
+        """
+        texts = [_turn_dict(t)["content"] for t in turns] + ([self.system_prompt] if self.system_prompt else [])
+        size = sum(len(t.encode("utf-8")) for t in texts)
+        if size > self.max_length * self.max_token_bytes:
+            at_least = size // self.max_token_bytes
+            raise PromptTooLong(f"conversation is at least {at_least} tokens of text ({size} bytes), over max_length={self.max_length}")
+        self.encode(turns, {}, generation_prompt=True)
 
     def _messages(self, turns: Sequence[Any], present: set[str]) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -156,5 +182,6 @@ class EmotionProcessor:
         if missing:
             raise ValueError(f"features given for {sorted(missing)} but the conversation has no user turn to place them in")
         if len(out) > self.max_length:
-            raise ValueError(f"conversation is {len(out)} tokens with media, over max_length={self.max_length}")
+            with_media = " with media" if counts else ""
+            raise PromptTooLong(f"conversation is {len(out)} tokens{with_media}, over max_length={self.max_length}")
         return out

@@ -5,9 +5,18 @@ from __future__ import annotations
 from emoreason.media.errors import REASONS, MediaError
 
 # MediaError reason -> status. A file that is not media at all is an unsupported media type; one
-# over the duration limit is too large; a missing file or a bad field is the client's mistake in
-# the request itself; the rest (corrupt, empty, no track) are well-formed requests we cannot process.
-MEDIA_STATUS: dict[str, int] = {"missing_file": 400, "bad_field": 400, "not_media": 415, "too_long": 413}
+# over the duration or pixel limit is too large; a missing file, a folder or a bad field is the
+# client's mistake in the request itself; the rest (corrupt, empty, no track) are well-formed
+# requests we cannot process.
+MEDIA_STATUS: dict[str, int] = {
+    "missing_file": 400,
+    "not_a_file": 400,
+    "bad_field": 400,
+    "outside_root": 403,
+    "not_media": 415,
+    "too_long": 413,
+    "too_large": 413,
+}
 
 
 class APIError(Exception):

@@ -9,7 +9,7 @@ from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.config import ModelConfig
 from emoreason.model.processor import EmotionProcessor
 from emoreason.serving.engine import Completion, GenerationRequest
-from emoreason.serving.requests import PreparedRequest, prepare_request
+from emoreason.serving.requests import PreparedRequest, check_request, prepare_request
 
 
 def eos_token_ids(processor: EmotionProcessor, configured) -> list[int]:
@@ -41,8 +41,15 @@ class LiveMediaEngine:
 
     def prepare(self, request: GenerationRequest) -> PreparedRequest:
         """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
-        with self._media_lock:
-            return prepare_request(request, self.extractor, self.processor, self.modalities)
+        return prepare_request(request, self.extractor, self.processor, self.modalities, self._media_lock)
+
+    def check_prompt(self, request: GenerationRequest) -> None:
+        """ValueError (PromptTooLong over the context length) for a request refused on its text alone.
+
+        The server calls this before it touches the request's media.
+        """
+        check_request(request)
+        self.processor.check_prompt_length(request.messages)
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
         # Every request's media is checked before any LLM work, so one bad file fails the call early.

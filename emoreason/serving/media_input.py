@@ -5,7 +5,7 @@ bounded by the server's body limit), or a path relative to the media root. Paths
 the root: absolute paths, `..` components and symlinks resolving outside it are refused, so a
 client can never make the server read /etc/passwd or another user's clips. Audio and video are
 probed with PyAV before the engine sees them, to refuse clips over the duration limit without
-decoding them.
+decoding them, and images over the pixel limit from their header.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import binascii
 import mimetypes
 import re
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from emoreason.media.errors import MediaError, check_file
+from emoreason.media.image import check_image
+from emoreason.media.paths import confined_path
 from emoreason.media.sniff import open_failure_reason
 from emoreason.serving.api_errors import APIError
 from emoreason.serving.engine import MediaInput
@@ -72,7 +74,7 @@ def part_kind_and_url(part: MediaPart) -> tuple[str, str]:
 
 
 def resolve_media(
-    parts: list[MediaPart], media_root: Path | None, max_seconds: float | None, media: RequestMedia
+    parts: list[MediaPart], media_root: Path | None, max_seconds: float | None, max_pixels: int | None, media: RequestMedia
 ) -> None:
     """Add each part to `media` as a checked file; raise APIError or MediaError for the first bad one."""
     for index, part in enumerate(parts):
@@ -85,7 +87,9 @@ def resolve_media(
             path = _confined_path(url, media_root)
         media.add(kind, path, name)
         check_file(path)
-        if kind != "image":
+        if kind == "image":
+            check_image(path, max_pixels)  # a decompression bomb is refused from its header
+        else:
             check_duration(path, kind, max_seconds)
 
 
@@ -110,21 +114,14 @@ def _write_data_url(url: str, kind: str, stem: Path, name: str) -> Path:
 def _confined_path(url: str, media_root: Path | None) -> Path:
     if _SCHEME.match(url):
         raise APIError(400, f"{url[:100]!r}: only data: URLs and paths relative to the media root are accepted", "unsupported_url")
-    if not url or "\x00" in url:
-        raise APIError(400, "media path must be a non-empty string without NUL bytes", "invalid_path")
     if media_root is None:
         raise APIError(403, "this server has no media root; send media as base64 data URLs", "media_root_disabled")
-    relative = PurePosixPath(url)
-    if relative.is_absolute() or ".." in relative.parts:
-        raise APIError(403, f"{url[:100]!r}: media paths must be relative to the media root, without '..'", "path_outside_media_root")
-    root = media_root.resolve()
     try:
-        resolved = (root / relative).resolve()
-    except (OSError, RuntimeError):  # name too long, symlink loop
-        raise APIError(400, f"{url[:100]!r}: cannot resolve this path", "invalid_path") from None
-    if not resolved.is_relative_to(root):
-        raise APIError(403, f"{url[:100]!r}: resolves outside the media root", "path_outside_media_root")
-    return resolved
+        return confined_path(url, media_root, "media root")
+    except MediaError as exc:
+        if exc.reason == "outside_root":
+            raise APIError(403, f"{url[:100]!r}: {exc.detail}", "path_outside_media_root") from None
+        raise APIError(400, f"{url[:100]!r}: {exc.detail}", "invalid_path") from None
 
 
 def check_duration(path: Path, kind: str, max_seconds: float | None) -> None:

@@ -2,7 +2,8 @@
 
 These models are the request validation and the OpenAPI schema at /openapi.json, so clients and
 the schemathesis fuzz test see exactly what the server accepts. Unknown fields are rejected (as
-OpenAI does) rather than silently ignored: `n=3` or `tools` must not look as if they worked.
+OpenAI does) rather than silently ignored: `n=3` or `tools` must not look as if they worked. Types
+are strict: `"max_tokens": "10"` or `"stream": "yes"` is an error, not quietly coerced.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ MEDIA_URL_HELP = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class MediaURL(_Strict):
@@ -60,6 +61,14 @@ class InputAudioPart(_Strict):
 
 
 MediaPart = ImagePart | VideoPart | AudioPart | InputAudioPart
+# part type -> its shape, for error messages that say what was expected where
+PART_SHAPES = {
+    "text": '{"type": "text", "text": "..."}',
+    "image_url": '{"type": "image_url", "image_url": {"url": "..."}}',
+    "video_url": '{"type": "video_url", "video_url": {"url": "..."}}',
+    "audio_url": '{"type": "audio_url", "audio_url": {"url": "..."}}',
+    "input_audio": '{"type": "input_audio", "input_audio": {"data": "<base64>", "format": "wav"}}',
+}
 ContentPart = Annotated[TextPart | MediaPart, Field(discriminator="type")]
 
 

@@ -13,9 +13,11 @@ served model sees what it was trained on. Two kinds of failure are told apart:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
@@ -134,13 +136,24 @@ def _encode(processor: EmotionProcessor, request: GenerationRequest, features: d
 
 
 def prepare_request(
-    request: GenerationRequest, extractor: MediaFeatureExtractor, processor: EmotionProcessor, modalities: Sequence[str]
+    request: GenerationRequest,
+    extractor: MediaFeatureExtractor,
+    processor: EmotionProcessor,
+    modalities: Sequence[str],
+    media_lock: AbstractContextManager = contextlib.nullcontext(),
 ) -> PreparedRequest:
-    """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
+    """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request.
+
+    Only the media work holds `media_lock` (the encoders and the face detector are shared): the
+    request's fields and its prompt's length are checked first, and the prompt tokenized after, so
+    a huge or malformed text never makes other requests wait.
+    """
     check_request(request)  # before any decoding: a bad field costs no media work
-    start = time.perf_counter()
+    processor.check_prompt_length(request.messages)  # PromptTooLong, without tokenizing a huge text
     files = media_files(request)
-    features, absent = extract_features(extractor, files, modalities) if files else ({}, {})
+    start = time.perf_counter()
+    with media_lock:
+        features, absent = extract_features(extractor, files, modalities) if files else ({}, {})
     media_seconds = time.perf_counter() - start
     return PreparedRequest(request, _encode(processor, request, features), features, absent, media_seconds)
 

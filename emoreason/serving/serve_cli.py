@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from emoreason.config import ConfigError
+from emoreason.media.image import MAX_IMAGE_PIXELS
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=os.environ.get("EMOREASON_API_KEY"), help="require Authorization: Bearer KEY (default: $EMOREASON_API_KEY)")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="request body limit in MiB, base64 media included (default 64)")
     parser.add_argument("--max-media-seconds", type=float, default=600.0, help="longest audio/video clip accepted (default 600)")
+    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS, help=f"largest image accepted, width x height (default {MAX_IMAGE_PIXELS})")
     parser.add_argument("--max-tokens-limit", type=int, default=2048, help="largest max_tokens a request may ask for (default 2048)")
     parser.add_argument("--served-model-name", help="model id clients use (default: the engine's name)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             api_key=args.api_key or None,
             max_body_bytes=int(args.max_body_mb * 2**20),
             max_media_seconds=args.max_media_seconds,
+            max_image_pixels=args.max_image_pixels,
             max_tokens_limit=args.max_tokens_limit,
             model_name=args.served_model_name,
         )

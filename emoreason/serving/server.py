@@ -27,6 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emoreason.config import check
 from emoreason.media.errors import MediaError
+from emoreason.media.image import MAX_IMAGE_PIXELS
+from emoreason.model.processor import PromptTooLong
 from emoreason.serving.api_errors import APIError, hide_paths, media_api_error
 from emoreason.serving.body_limit import BodyLimitMiddleware
 from emoreason.serving.engine import GenerationRequest, InferenceEngine
@@ -38,6 +40,7 @@ from emoreason.serving.protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    PART_SHAPES,
     TextPart,
 )
 
@@ -75,6 +78,8 @@ class ServerSettings:
     """Request body limit; it also bounds base64 media (4/3 of the file size)."""
     max_media_seconds: float | None = 600.0
     """Longest audio or video clip accepted; None disables the check."""
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS
+    """Largest image accepted (width x height, read from its header before decoding); None: Pillow's own limit only."""
     max_tokens_limit: int = 2048
     """Largest max_tokens a request may ask for."""
     model_name: str | None = None
@@ -83,6 +88,7 @@ class ServerSettings:
     def __post_init__(self) -> None:
         check(self.max_body_bytes > 0, "max_body_bytes", "a positive integer", self.max_body_bytes)
         check(self.max_media_seconds is None or self.max_media_seconds > 0, "max_media_seconds", "null or positive", self.max_media_seconds)
+        check(self.max_image_pixels is None or self.max_image_pixels > 0, "max_image_pixels", "null or positive", self.max_image_pixels)
         check(self.max_tokens_limit > 0, "max_tokens_limit", "a positive integer", self.max_tokens_limit)
         check(self.api_key is None or len(self.api_key) > 0, "api_key", "null or a non-empty string", self.api_key)
 
@@ -123,7 +129,7 @@ def create_app(engine: InferenceEngine, settings: ServerSettings | None = None) 
             raise APIError(404, f"model {body.model[:100]!r} is not served here; GET /v1/models lists {model_name!r}", "model_not_found", "model")
         media = RequestMedia()
         try:
-            request = await run_in_threadpool(_to_generation_request, body, settings, media)
+            request = await run_in_threadpool(_to_generation_request, body, settings, media, engine)
             if body.stream:
                 return await _stream_response(engine, request, media, model_name)  # the stream closes `media`
             (completion,) = await run_in_threadpool(_generate, engine, request, media)
@@ -163,7 +169,9 @@ def _document_stream_chunks(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _to_generation_request(body: ChatCompletionRequest, settings: ServerSettings, media: RequestMedia) -> GenerationRequest:
+def _to_generation_request(
+    body: ChatCompletionRequest, settings: ServerSettings, media: RequestMedia, engine: InferenceEngine
+) -> GenerationRequest:
     # Unset: the engine interface's default (GenerationRequest.max_tokens), within this server's limit.
     max_tokens = body.max_completion_tokens or body.max_tokens or min(GenerationRequest.max_tokens, settings.max_tokens_limit)
     if max_tokens > settings.max_tokens_limit:
@@ -179,18 +187,26 @@ def _to_generation_request(body: ChatCompletionRequest, settings: ServerSettings
             raise APIError(400, f"messages[{i}]: media parts are accepted in user messages only", "media_not_in_user_turn", f"messages.{i}.content")
         messages.append({"role": message.role, "content": "\n".join(texts)})
         parts.extend(media_parts)
-    try:
-        resolve_media(parts, settings.media_root, settings.max_media_seconds, media)
-    except MediaError as exc:
-        raise media_api_error(exc, media.names) from None
-    return GenerationRequest(
+    request = GenerationRequest(
         messages=messages,
-        media=media.inputs,
         max_tokens=max_tokens,
         temperature=body.temperature or 0.0,
         top_p=1.0 if body.top_p is None else body.top_p,
         seed=body.seed,
     )
+    # A request refused on its text alone (too long for the context, a bad field) costs no media work.
+    check_prompt = getattr(engine, "check_prompt", None)
+    if check_prompt is not None:
+        try:
+            check_prompt(request)
+        except ValueError as exc:
+            raise _engine_error(exc, media) from None
+    try:
+        resolve_media(parts, settings.media_root, settings.max_media_seconds, settings.max_image_pixels, media)
+    except MediaError as exc:
+        raise media_api_error(exc, media.names) from None
+    request.media = media.inputs
+    return request
 
 
 def _generate(engine: InferenceEngine, request: GenerationRequest, media: RequestMedia):
@@ -209,6 +225,8 @@ def _engine_error(exc: Exception, media: RequestMedia) -> APIError:
     """
     if isinstance(exc, MediaError):
         return media_api_error(exc, media.names)
+    if isinstance(exc, PromptTooLong):
+        return APIError(400, str(exc)[:1000], "context_length_exceeded", "messages")
     if isinstance(exc, ValueError):
         return APIError(400, hide_paths(str(exc)[:1000], media.names), "invalid_request")
     log.error("engine failed on a request", exc_info=exc)
@@ -282,7 +300,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         # OpenAI answers schema violations with 400; FastAPI's default 422 body is not OpenAI-shaped.
-        error = _validation_error(exc.errors()[0] if exc.errors() else {})
+        error = _validation_error(list(exc.errors()))
         return JSONResponse(error.body(), status_code=error.status)
 
     @app.exception_handler(StarletteHTTPException)
@@ -297,12 +315,60 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(APIError(500, "internal server error; see the server log", "internal_error").body(), status_code=500)
 
 
-def _validation_error(first: dict) -> APIError:
-    """The first pydantic error as an APIError naming the field (`messages.0.content`)."""
+def _validation_error(errors: list[dict]) -> APIError:
+    """The most telling pydantic error as an APIError naming the field (`messages.0.content.1.video_url`)."""
+    first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
         detail = first.get("ctx", {}).get("error", "")
         return APIError(400, f"malformed JSON body: {detail}", "invalid_json")
-    where = ".".join(str(part) for part in first.get("loc", ())[1:])  # loc starts with "body"
-    if not where:
+    located = [(_field_path(e.get("loc", ())[1:]), e) for e in errors]  # loc starts with "body"
+    if not located or not located[0][0]:
         return APIError(400, "the request body must be a JSON object (Content-Type: application/json)", "invalid_request")
-    return APIError(400, f"{where}: {first.get('msg', 'invalid value')}", "invalid_request", where)
+    # `content` is a string or a list of parts: a list that went wrong inside says more than "not a string".
+    inner = [(path, e) for path, e in located if not _is_content_branch(e, "str")]
+    path, error = (inner or located)[0]
+    where = ".".join(str(part) for part in path)
+    msg = error.get("msg", "invalid value")
+    if path[-1:] == ["content"] and error.get("type") == "list_type":
+        msg = f"expected a string or a list of parts, got {_json_kind(error.get('input'))}"
+    return APIError(400, f"{where}: {msg}{_expected(path, error)}", "invalid_request", where)
+
+
+def _is_content_branch(error: dict, branch: str) -> bool:
+    loc = error.get("loc", ())
+    return any(loc[i] == "content" and loc[i + 1] == branch for i in range(len(loc) - 1))
+
+
+def _field_path(loc) -> list:
+    """A pydantic loc without its union-branch labels: (..., 'content', 'list[...]', 0, 'video_url', 'url') -> (..., 'content', 0, 'url')."""
+    path, skip_tag = [], False
+    for i, part in enumerate(loc):
+        if i and loc[i - 1] == "content" and isinstance(part, str) and (part == "str" or part.startswith("list[")):
+            continue
+        if skip_tag and part in PART_SHAPES:
+            skip_tag = False
+            continue  # the discriminator's own label
+        skip_tag = isinstance(part, int) and len(path) >= 1 and path[-1] == "content"
+        path.append(part)
+    return path
+
+
+def _expected(path: list, error: dict) -> str:
+    """What belongs at `path`, for errors about media parts put in the wrong place or shape."""
+    parts = "; a part is " + " or ".join(PART_SHAPES.values())
+    if path[-1:] == ["content"]:
+        return parts
+    if len(path) >= 4 and path[2] == "content" and isinstance(path[3], int):
+        given = error.get("input")
+        kind = given.get("type") if isinstance(given, dict) else None
+        if len(path) > 4 and isinstance(path[4], str):
+            kind = next((k for k in PART_SHAPES if k in map(str, path[4:5])), kind)
+        return f"; expected {PART_SHAPES[kind]}" if kind in PART_SHAPES else parts
+    if len(path) == 3 and path[0] == "messages" and path[2] in PART_SHAPES:
+        return f"; media goes in the message's content list: {{\"role\": \"user\", \"content\": [{PART_SHAPES['text']}, {PART_SHAPES[path[2]]}]}}"
+    return ""
+
+
+def _json_kind(value) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), "another value")
