@@ -12,6 +12,7 @@ from emoreason.features.cache import (
 )
 from emoreason.features.hashing import file_content_hash, settings_hash
 from emoreason.schema import FeatureRef
+from feature_files import FP16_NAN, FP16_ONE, break_header, overwrite_data
 
 
 def test_put_get_is_fp16_and_atomic(tmp_path):
@@ -64,18 +65,6 @@ def test_content_hash_follows_bytes(tmp_path):
     assert settings_hash({"a": 1, "b": [1, 2]}) == settings_hash({"b": [1, 2], "a": 1})
 
 
-def corrupt_data(path, offset: int, value: bytes) -> None:
-    """Overwrite bytes of a safetensors file's data section (after its 8-byte length and JSON header)."""
-    data = bytearray(path.read_bytes())
-    start = 8 + int.from_bytes(data[:8], "little") + offset
-    data[start : start + len(value)] = value
-    path.write_bytes(bytes(data))
-
-
-FP16_NAN = b"\x00\x7e"  # 0x7E00 little-endian
-FP16_ONE = b"\x00\x3c"  # 1.0
-
-
 def entry(tmp_path, features=None):
     cache = FeatureCache(tmp_path / "cache")
     key = cache.make_key("audio", "m" * 64, "enc", "fp", {})
@@ -93,9 +82,9 @@ def test_entries_carry_a_hash_and_verify_on_read(tmp_path):
 @pytest.mark.parametrize(
     "damage, reason",
     [
-        (lambda p: corrupt_data(p, 2, FP16_NAN), "1 of 12 values are NaN or infinite"),
-        (lambda p: corrupt_data(p, 2, FP16_ONE), "content hash mismatch"),
-        (lambda p: p.write_bytes(b"\xff" * 8 + p.read_bytes()[8:]), "unreadable safetensors file"),
+        (lambda p: overwrite_data(p, 2, FP16_NAN), "1 of 12 values are NaN or infinite"),
+        (lambda p: overwrite_data(p, 2, FP16_ONE), "content hash mismatch"),
+        (break_header, "unreadable safetensors file"),
         (lambda p: p.write_bytes(p.read_bytes()[:-6]), "unreadable safetensors file"),
     ],
     ids=["nan", "changed_value", "bad_header", "truncated"],
@@ -140,7 +129,7 @@ def test_check_feature_refs_reads_each_file_once_and_lists_its_samples(tmp_path)
     cache.put("audio", good_key, torch.zeros(3, 4), {"id": "b"})
     good = cache.ref("audio", good_key, "enc", [3, 4], tmp_path)
     assert check_feature_refs([("a", "audio", ref), ("b", "audio", good)], tmp_path) == []
-    corrupt_data(path, 0, FP16_NAN)
+    overwrite_data(path, 0, FP16_NAN)
     missing = FeatureRef(path="cache/none.safetensors", key="x", encoder="enc", shape=[1, 1])
     bad = check_feature_refs([("a", "audio", ref), ("b", "audio", good), ("dup", "audio", ref), ("c", "face", missing)], tmp_path)
     assert [(b.path, b.refs) for b in bad] == [(path, [("a", "audio"), ("dup", "audio")]), (tmp_path / missing.path, [("c", "face")])]

@@ -55,7 +55,8 @@ def read_feature_file(path: str | os.PathLike, shape: Sequence[int] | None = Non
             names = list(f.keys())
             if TENSOR_NAME not in names:
                 raise FeatureFileError(path, f"no {TENSOR_NAME!r} tensor (found {names})")
-            tensor = f.get_tensor(TENSOR_NAME)
+            # A copy: the tensor may map the file, and a later write to it would change the verified values.
+            tensor = f.get_tensor(TENSOR_NAME).clone()
     except FeatureFileError:
         raise
     except Exception as exc:  # safetensors raises its own error types for a bad header or a short file
