@@ -19,7 +19,8 @@ from emoreason.encoders.frozen import model_fingerprint
 from emoreason.features.cache import FeatureCache, FeatureFileError, read_feature_file
 from emoreason.features.hashing import file_content_hash
 from emoreason.features.live import Issue, MediaFeatureExtractor, audio_source, no_face_issue
-from emoreason.media.errors import MediaError
+from emoreason.media.errors import MediaError, check_file
+from emoreason.media.paths import confined_path
 from emoreason.schema import FaceRecord, FeatureRef, Sample
 
 
@@ -69,6 +70,16 @@ class SampleExtractor:
             return None
         return self.cache.ref(modality, key, self.cfg.encoders[modality].model, list(features.shape), self.samples_dir), metadata
 
+    def _media_file(self, sample: Sample, kind: str) -> Path:
+        """The sample's `kind` file, confined to data_root as the server confines requests to its media root.
+
+        MediaError when it resolves outside the root (a symlink leaving it), is missing, or is a
+        folder, fifo or device (never opened: a fifo would block).
+        """
+        path = confined_path(getattr(sample.media, kind), self.data_root)
+        check_file(path)
+        return path
+
     def process(self, sample: Sample) -> SampleResult:
         issues: list[Issue] = []
         features: dict[str, FeatureRef] = {}
@@ -98,10 +109,8 @@ class SampleExtractor:
         kind = audio_source(sample)
         if kind is None:
             return None, Issue("audio", "no_audio", "sample has neither media.audio nor media.video")
-        path = sample.media_path(kind, self.data_root)
         try:
-            if not path.is_file():
-                raise MediaError("missing_file", path)
+            path = self._media_file(sample, kind)
             key = self._key("audio", file_content_hash(path))
             cached = self._cached("audio", key, sample.id)
             if cached is not None:
@@ -117,9 +126,9 @@ class SampleExtractor:
         kind, modalities, issues = self.live.visual_plan(sample, modalities)
         if not modalities:
             return refs, None, issues, 0
-        path = sample.media_path(kind, self.data_root)
-        if not path.is_file():
-            err = MediaError("missing_file", path)
+        try:
+            path = self._media_file(sample, kind)
+        except MediaError as err:
             return refs, None, issues + [Issue(m, err.reason, str(err)) for m in modalities], 0
 
         media_hash = file_content_hash(path)

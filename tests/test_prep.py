@@ -263,3 +263,43 @@ def test_workers_and_forkserver_die_with_a_killed_prep(tmp_path, synthetic, enco
         for pid, started in below.items():  # a failed run must not leave its workers behind either
             if _still_running(pid, started):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_prep_names_what_is_wrong_with_each_path(tmp_path, media_dir, encoders):
+    """Folders, fifos, symlinks out of the data root, audio-only clips, decompression bombs, narrow clips."""
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ["audio_only.mp4", "bomb.png", "tiny16.mp4", "h264_aac.mp4"]:
+        shutil.copy(media_dir / name, root / name)
+    (root / "folder.mp4").mkdir()
+    os.mkfifo(root / "fifo.mp4")
+    os.symlink(media_dir / "h264_aac.mp4", root / "escape.mp4")  # a real clip, outside the data root
+    (root / "inner").mkdir()
+    os.symlink(root / "h264_aac.mp4", root / "inner" / "link.mp4")  # a symlink that stays inside is fine
+    records = {
+        "folder": {"video": "folder.mp4"},
+        "fifo": {"video": "fifo.mp4"},
+        "escape": {"video": "escape.mp4"},
+        "inside": {"video": "inner/link.mp4"},
+        "audio_only": {"video": "audio_only.mp4"},
+        "bomb": {"image": "bomb.png"},
+        "narrow": {"video": "tiny16.mp4"},
+    }
+    (root / "samples.jsonl").write_text("".join(json.dumps({"id": k, "media": v}) + "\n" for k, v in records.items()))
+    prep(encoders, root / "samples.jsonl", tmp_path / "out")
+    problems = {p["id"]: p for p in json.loads((tmp_path / "out/report.json").read_text())["problems"]}
+    reasons = {k: {i["modality"]: i["reason"] for i in p["issues"]} for k, p in problems.items()}
+    messages = {k: " ".join(i["message"] for i in p["issues"]) for k, p in problems.items()}
+
+    for sample_id in ["folder", "fifo"]:
+        assert set(reasons[sample_id].values()) == {"not_a_file"} and problems[sample_id]["status"] == "failed"
+    assert "a directory" in messages["folder"] and "a fifo" in messages["fifo"]
+    assert set(reasons["escape"].values()) == {"outside_root"} and "outside the data root" in messages["escape"]
+    assert reasons["inside"] == {"face": "no_face"}  # read through the symlink; the gradient clip has no face
+    # The audio track is used; the visual modalities say the file has no video stream.
+    assert reasons["audio_only"] == {"face": "no_video", "frame": "no_video", "video": "no_video"}
+    assert problems["audio_only"]["status"] == "partial" and "audio only" in messages["audio_only"]
+    assert reasons["bomb"]["frame"] == "too_large" and problems["bomb"]["status"] == "failed"
+    assert reasons["narrow"] == {"audio": "no_audio", "face": "no_face"} and problems["narrow"]["status"] == "partial"
+    for text in messages.values():
+        assert "/github/" not in text and ".cc:" not in text  # no decoder build paths
