@@ -26,10 +26,17 @@ COLUMNS: tuple[tuple[str, tuple, str], ...] = (
     ("OV F L2", ("open_vocab", "levels", "2", "f1"), "{:.4f}"),
     ("clue overlap", ("llm_judge", "clue_overlap", "mean"), "{:.2f}"),
     ("label overlap", ("llm_judge", "label_overlap", "mean"), "{:.2f}"),
+    ("protocol", ("provenance", "protocol"), "{}"),
+    ("EW F L1", ("protocol_scores", "levels", "level1", "f1"), "{:.4f}"),
+    ("EW F L2", ("protocol_scores", "levels", "level2", "f1"), "{:.4f}"),
+    ("protocol score", ("protocol_scores", "score"), "{:.4f}"),
+    ("hit rate", ("protocol_scores", "hit_rate"), "{:.4f}"),
+    ("sentiment F1", ("protocol_scores", "weighted_f1"), "{:.4f}"),
+    ("extraction", ("provenance", "open_label_extraction"), "{}"),
     ("unmatched", ("label_extraction", "unmatched"), "{}"),
     ("date", ("provenance", "date"), "{}"),
 )
-SORT_KEYS = (("classification", "weighted_f1"), ("open_vocab", "levels", "1", "f1"), ("llm_judge", "clue_overlap", "mean"))
+SORT_KEYS = (("classification", "weighted_f1"), ("protocol_scores", "score"), ("open_vocab", "levels", "1", "f1"), ("llm_judge", "clue_overlap", "mean"))
 
 
 def _get(result: dict, path: tuple):

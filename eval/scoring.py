@@ -23,15 +23,40 @@ def counts(aligned: Aligned) -> dict:
     }
 
 
-def score_classification(aligned: Aligned, labels: Sequence[str]) -> tuple[dict, dict] | None:
+def discrete_labels(aligned: Aligned, labels: Sequence[str], mode: str = "emoreason", fallback: str | None = None) -> list[str | None]:
+    """Each sample's predicted label under an extraction mode (emoreason.eval.label_modes); with a
+    `fallback`, an answer that names no label (or a missing or failed one) becomes that label."""
+    if fallback is not None and fallback not in labels:
+        raise ValueError(f"fallback label {fallback!r} is not in the label set {list(labels)}")
+    if mode == "emotion-llama":
+        from emoreason.eval.label_modes import emotion_llama_label
+
+        named = fallback or "neutral"
+        if named not in labels:
+            raise ValueError(f"emotion-llama mode maps unknown answers to {named!r}, which is not in the label set {list(labels)}; pass --fallback-label")
+        return [named if p is None or p.error is not None else emotion_llama_label(p.text, labels, named) for p in aligned.predictions]
+    predicted = [predicted_label(p, labels) for p in aligned.predictions]
+    return [fallback if label is None else label for label in predicted] if fallback is not None else predicted
+
+
+def score_classification(
+    aligned: Aligned, labels: Sequence[str], mode: str = "emoreason", fallback: str | None = None
+) -> tuple[dict, dict] | None:
     """(classification metrics, label-extraction report) over samples with a discrete target."""
-    pairs = [(s, p) for s, p in zip(aligned.samples, aligned.predictions) if s.targets and s.targets.emotion]
+    everything = discrete_labels(aligned, labels, mode, fallback)
+    kept = [i for i, s in enumerate(aligned.samples) if s.targets and s.targets.emotion]
+    pairs = [(aligned.samples[i], aligned.predictions[i]) for i in kept]
     if not pairs:
         return None
-    predicted = [predicted_label(p, labels) for _, p in pairs]
+    predicted = [everything[i] for i in kept]
+    strict = [predicted_label(p, labels) for _, p in pairs]
     result = classification_metrics([s.targets.emotion for s, _ in pairs], predicted, labels)
-    unanswered = [(s, p) for (s, p), label in zip(pairs, predicted) if label is None]
+    unanswered = [(s, p) for (s, p), label in zip(pairs, strict) if label is None]
     report = {
+        "mode": mode,
+        "fallback_label": fallback if mode == "emoreason" else (fallback or "neutral"),
+        # How many answers the fallback (or Emotion-LLaMA's named class) turned into a label.
+        "fallback_applied": sum(1 for label, final in zip(strict, predicted) if label is None and final is not None),
         "labels": list(labels),
         "scored": len(pairs),
         "matched": len(pairs) - len(unanswered),
@@ -66,14 +91,24 @@ def score_open_vocab(aligned: Aligned, wheel: EmotionWheel) -> dict | None:
     return result.to_json()
 
 
-def offline_results(aligned: Aligned, labels: Sequence[str], wheel: EmotionWheel) -> dict:
+def offline_results(
+    aligned: Aligned, labels: Sequence[str], wheel: EmotionWheel | None, label_mode: str = "emoreason", fallback: str | None = None
+) -> dict:
+    """`wheel` None skips the single-wheel open-vocabulary metric (an official wheel folder is scored
+    by its protocol instead)."""
     results: dict = {"counts": counts(aligned)}
-    if labels and (scored := score_classification(aligned, labels)) is not None:
+    if labels and (scored := score_classification(aligned, labels, label_mode, fallback)) is not None:
         results["classification"], results["label_extraction"] = scored
     if (valence := score_valence(aligned)) is not None:
         results["valence"] = valence
         if "classification" in results and "mse" in valence:
-            results["mer2023_score"] = mer2023_score(results["classification"]["weighted_f1"], valence["mse"])
-    if (open_vocab := score_open_vocab(aligned, wheel)) is not None:
+            score = mer2023_score(results["classification"]["weighted_f1"], valence["mse"])
+            discrete = results["classification"]["total"]
+            # MER2023's score is defined on every sample: over a subset it is reported only as partial.
+            if valence["scored"] == discrete == len(aligned.samples):
+                results["mer2023_score"] = score
+            else:
+                results["mer2023_score_partial"] = {"score": score, "valence_scored": valence["scored"], "samples": len(aligned.samples)}
+    if wheel is not None and (open_vocab := score_open_vocab(aligned, wheel)) is not None:
         results["open_vocab"] = open_vocab
     return results

@@ -53,13 +53,16 @@ def test_eval_writes_results_with_provenance_plots_and_leaderboard(files, tmp_pa
     assert results["counts"] == {"references": 4, "predictions": 4, "missing": 0, "errors": 1, "extra": 1}
     # valence over the 3 samples that have one: errors (1,0,2) -> MSE 5/3
     assert results["valence"]["mse"] == pytest.approx(5 / 3) and results["valence"]["without_prediction"] == 1
-    assert results["mer2023_score"] == pytest.approx(c["weighted_f1"] - 0.25 * 5 / 3)
+    # s4 has no predicted valence: the MER2023 score is only partial, and says so
+    assert "mer2023_score" not in results
+    assert results["mer2023_score_partial"] == {"score": pytest.approx(c["weighted_f1"] - 0.25 * 5 / 3), "valence_scored": 3, "samples": 4}
     assert results["open_vocab"]["levels"]["1"]["recall"] > 0
     prov = results["provenance"]
     assert prov["taxonomy_version"] == "emotion-wheel-v1" and len(prov["predictions_sha256"]) == 64 and prov["date"]
     assert (out / "run-a.confusion.png").read_bytes()[:4] == b"\x89PNG" and (out / "run-a.recall.png").exists()
     assert "| run-a |" in (out / "leaderboard.md").read_text() and "<td>run-a</td>" in (out / "leaderboard.html").read_text()
-    assert "weighted F1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "weighted F1" in out and "MER2023 score (partial: 3 of 4 samples have a valence)" in out
 
 
 def test_leaderboard_ranks_runs_across_result_files(files, tmp_path):
@@ -90,7 +93,8 @@ def test_submit_refuses_unusable_predictions_unless_forced(files, tmp_path, caps
     args = ["--benchmark", "mer2023", "--predictions", str(preds), "--references", str(refs), "--out", str(out)]
     assert submit_main(args) == 2
     err = capsys.readouterr().err
-    assert "incomplete" in err and "'s3' has no prediction" in err and "'s4' has no prediction" in err and not out.exists()
+    assert "incomplete (--force writes it without those ids)" in err and not out.exists()
+    assert "id 's3': the answer named no label of mer2023" in err and "id 's4': the prediction failed (unreadable)" in err
     assert submit_main([*args, "--force"]) == 0
     assert out.read_text().splitlines() == ["name,discrete,valence", "s1,happy,1.0", "s2,sad,-1.0"]
     assert submit_main(["--benchmark", "mer2023", "--check", str(out), "--references", str(refs)]) == 2
@@ -104,7 +108,7 @@ def test_submit_open_vocabulary_and_reasons(tmp_path):
     ])
     ids = tmp_path / "ids.txt"
     ids.write_text("a\nb\n")
-    npz = tmp_path / "track2.npz"
+    npz = tmp_path / "track2-openset.npz"
     assert submit_main(["--benchmark", "mer2025-track2", "--predictions", str(preds), "--ids", str(ids), "--out", str(npz)]) == 0
     with np.load(npz, allow_pickle=False) as data:
         assert data["fileitems"].tolist() == ["[happy, excited, a little nervous]", "[sad]"]
@@ -237,3 +241,105 @@ def test_a_hanging_judge_is_bounded_by_judge_timeout_and_retries(tmp_path):
     assert rc == 0 and wall < 10
     judged = json.loads((out / "judged.results.json").read_text())["llm_judge"]
     assert judged["clue_overlap"]["failed"] == 4 and "Timeout" in judged["unscored_items"][0]["reason"]
+
+
+def test_track1_with_a_fallback_label_has_exactly_the_benchmark_ids(files, tmp_path, capsys):
+    refs, preds = files  # s3 names two labels, s4 failed; zz has no reference
+    ids = tmp_path / "ids.txt"
+    ids.write_text("s1\ns2\ns3\ns4\ns5\n")  # s5 has no prediction at all
+    out = tmp_path / "track1.csv"
+    args = ["--benchmark", "mer2025-track1", "--predictions", str(preds), "--ids", str(ids), "--out", str(out)]
+    assert submit_main(args) == 2 and not out.exists()
+    assert submit_main([*args, "--fallback-label", "neutral"]) == 0
+    assert out.read_text().splitlines() == ["name,discrete", "s1,happy", "s2,sad", "s3,neutral", "s4,neutral", "s5,neutral"]
+    meta = json.loads((tmp_path / "track1.csv.meta.json").read_text())
+    assert meta["fallback_label"] == "neutral" and meta["fallback_ids"] == ["s3", "s4", "s5"]
+    assert submit_main(["--benchmark", "mer2025-track1", "--check", str(out), "--ids", str(ids)]) == 0
+    assert submit_main([*args, "--fallback-label", "joyful"]) == 2 and "not a mer2025-track1 label" in capsys.readouterr().err
+
+
+def test_track2_is_named_as_the_official_scorer_expects(tmp_path, capsys):
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "text": "Happy and excited."}])
+    args = ["--benchmark", "mer2025-track2", "--predictions", str(preds)]
+    assert submit_main([*args, "--out", str(tmp_path / "track2.npz")]) == 2 and "-openset.npz" in capsys.readouterr().err
+    assert submit_main([*args, "--out", str(tmp_path / "run-openset.npz")]) == 0
+    with np.load(tmp_path / "run.npz", allow_pickle=False) as data:  # the descriptions, beside the labels
+        assert data["filenames"].tolist() == ["a"] and data["fileitems"].tolist() == ["Happy and excited."]
+
+
+def test_eval_with_an_official_wheel_folder_scores_the_track2_protocol(tmp_path):
+    from wheel_folders import write_wheel_folder
+
+    from emoreason.schema import Sample
+
+    folder = write_wheel_folder(tmp_path / "emotion_wheel")
+    refs = tmp_path / "refs.jsonl"
+    write_samples(refs, [
+        Sample.model_validate({"id": "o1", "targets": {"open_vocab": ["happy", "cheerful"]}}),
+        Sample.model_validate({"id": "o2", "targets": {"open_vocab": ["sad"]}}),
+        Sample.model_validate({"id": "o3", "targets": {"open_vocab": ["blorp"]}}),  # maps to nothing: skipped
+    ])
+    preds = write_jsonl(tmp_path / "ov.jsonl", [{"id": "o1", "text": "happiness, glad"}, {"id": "o2", "open_vocab": ["gloomy", "blorp"]},
+                                                {"id": "o3", "text": "sad"}])
+    out = tmp_path / "board"
+    assert eval_main(["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out), "--no-plots", "--wheel", str(folder)]) == 0
+    results = json.loads((out / "ov.results.json").read_text())
+    scores = results["protocol_scores"]
+    assert scores["protocol"] == "mer2025-track2" and scores["protocol_version"] == "1"
+    assert scores["per_wheel"]["wheel1"]["level1"]["samples"] == 2 and 0 < scores["score"] <= 1
+    assert scores["score"] == pytest.approx((scores["levels"]["level1"]["f1"] + scores["levels"]["level2"]["f1"]) / 2)
+    prov = results["provenance"]
+    assert prov["protocol"] == "mer2025-track2" and prov["open_label_extraction"] == "split"
+    assert set(prov["wheel_source"]) >= {"format.csv", "synonym.xlsx", "wheel5.xlsx"} and len(prov["wheel_source"]["wheel1.xlsx"]) == 64
+    assert "mer2025-track2" in (out / "leaderboard.md").read_text()
+    assert eval_main(["--predictions", str(preds), "--references", str(refs), "--out-dir", str(out), "--protocol", "mer-unibench-hitrate"]) == 2
+
+
+EXTRACT_SCRIPT = """
+import sys
+from emoreason.eval.eval_cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_judge_extraction_resumes_after_a_kill_without_repeating_finished_items(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from fake_judge import FakeJudge
+    from serving_helpers import running_server
+    from wheel_folders import write_wheel_folder
+
+    from emoreason.schema import Sample
+
+    folder = write_wheel_folder(tmp_path / "emotion_wheel")
+    n = 12
+    refs = tmp_path / "refs.jsonl"
+    write_samples(refs, [Sample.model_validate({"id": f"r{i}", "targets": {"open_vocab": ["happy"]}}) for i in range(n)])
+    preds = write_jsonl(tmp_path / "desc.jsonl", [{"id": f"r{i}", "text": f"Clip {i}: she smiles and laughs."} for i in range(n)])
+    fake = FakeJudge(lambda k, body: "[happy, cheerful]", delay=0.3)
+    cache = tmp_path / "cache.sqlite"
+    with running_server(fake.app()) as url:
+        args = [sys.executable, "-c", EXTRACT_SCRIPT, "--predictions", str(preds), "--references", str(refs), "--out-dir", str(tmp_path / "o"),
+                "--no-plots", "--wheel", str(folder), "--extraction", "judge", "--judge-url", f"{url}/v1", "--judge-model", "fake",
+                "--judge-cache", str(cache), "--judge-concurrency", "1"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while fake.calls < 5 and time.time() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        with sqlite3.connect(cache) as db:
+            finished = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+        assert 3 <= finished < n
+        asked_before = {b["messages"][1]["content"] for b in fake.bodies}
+        fake.bodies.clear()
+        assert subprocess.run(args, capture_output=True, timeout=120).returncode == 0
+    asked_again = [b["messages"][1]["content"] for b in fake.bodies]
+    assert len(asked_again) == n - finished  # no call for an item already extracted
+    assert len(asked_before & set(asked_again)) <= 1  # at most the one in flight when killed
+    results = json.loads((tmp_path / "o" / "desc.results.json").read_text())
+    assert results["open_label_extraction"]["extracted"] == n and results["provenance"]["open_label_extraction"] == "judge"
