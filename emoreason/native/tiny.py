@@ -53,8 +53,8 @@ _TOKENS: dict[str, dict] = {
     },
 }
 
-# Frame size limits of the twins' processors: a 96x128 clip frame becomes 84x112 pixels, 6x8 patches,
-# 12 merged tokens per time pair; a small budget keeps CPU steps fast.
+# Frame size limits of the twins' processors: a 96x128 clip frame becomes 84x140 pixels, 6x10 patches,
+# 15 merged tokens per time pair; a small budget keeps CPU steps fast.
 TINY_VIDEO_MAX_PIXELS = 112 * 112
 TINY_IMAGE_MAX_PIXELS = 112 * 112
 TINY_MIN_PIXELS = 56 * 56

@@ -1,0 +1,88 @@
+"""NativeFeaturizer: a sample's media -> a native backbone's inputs, with the projector Featurizer's absences."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emoreason.constants import IGNORE_INDEX
+from emoreason.media.video import FrameSampling
+from emoreason.native.conversation import NativeConversation, collate
+from emoreason.native.featurizer import NativeFeaturizer
+from emoreason.native.processor import NativeProcessor
+from native_twins import twin_dir, write_test_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_test_clip(tmp_path_factory.mktemp("native_clip") / "clip.mp4")
+
+
+@pytest.fixture(scope="module")
+def omni(tmp_path_factory):
+    return NativeFeaturizer(NativeProcessor.from_pretrained(twin_dir(tmp_path_factory, "qwen2_5_omni_thinker")), FrameSampling(num_frames=4))
+
+
+def test_omni_takes_video_and_the_clips_audio(omni, clip):
+    out = omni.featurize({"video": clip})
+    assert out.absent == {} and set(out.inputs) == {"video", "audio"}
+    assert out.frames_decoded == 4
+    video, audio = out.inputs["video"], out.inputs["audio"]
+    assert video.tensors["video_grid_thw"].tolist() == [[2, 6, 10]] and video.num_tokens == 30
+    # 2 s of 16 kHz audio (plus the AAC codec's few padding ms): ~200 mel frames at a 10 ms hop, halved
+    # twice by the audio tower (conv stride 2, then pooling by 2).
+    frames = int(audio.tensors["feature_attention_mask"].sum())
+    assert 200 <= frames <= 210
+    assert audio.num_tokens == ((frames - 1) // 2 + 1 - 2) // 2 + 1
+    assert audio.text.startswith("<|audio_bos|>") and audio.text.count("<|AUDIO|>") == audio.num_tokens
+
+
+def test_absences_are_the_featurizers(omni, media_dir):
+    out = omni.featurize({"video": media_dir / "no_audio.mp4"})
+    assert set(out.inputs) == {"video"}
+    assert out.absent["audio"].reason == "no_audio" and not out.absent["audio"].fault
+    broken = omni.featurize({"video": media_dir / "not_media.mp4"})
+    assert broken.inputs == {} and all(a.fault for a in broken.absent.values())
+    with pytest.raises(Exception, match="not"):
+        broken.raise_for_fault()
+    missing = omni.featurize({"video": media_dir / "nope.mp4"})
+    assert missing.absent["video"].reason == "missing_file" and missing.absent["video"].fault
+
+
+def test_still_image_is_the_visual_input(tmp_path_factory, media_dir):
+    processor = NativeProcessor.from_pretrained(twin_dir(tmp_path_factory, "qwen2_5_vl"))
+    out = NativeFeaturizer(processor).featurize({"image": media_dir / "still.png"})
+    assert set(out.inputs) == {"image"} and out.absent["video"].reason == "no_video"
+    encoded = NativeConversation(processor).encode([{"role": "user", "content": "<video> Which emotion?"}], out.inputs, generation_prompt=True)
+    assert encoded.input_ids.count(processor.pad_token_ids["image"]) == out.inputs["image"].num_tokens
+
+
+def test_labels_only_on_the_answer_and_placeholders_resolved(omni, clip):
+    out = omni.featurize({"video": clip})
+    conversation = NativeConversation(omni.processor)
+    turns = [{"role": "user", "content": "<video> <face> What emotion?"}, {"role": "assistant", "content": "happy"}]
+    encoded = conversation.encode(turns, out.inputs)
+    tok = omni.processor.tokenizer
+    answer = [t for t, lab in zip(encoded.input_ids, encoded.labels) if lab != IGNORE_INDEX]
+    assert tok.decode(answer) == "happy<|im_end|>\n"
+    text = tok.decode(encoded.input_ids)
+    assert text.count("<|vision_bos|>") == 1 and "<face>" not in text and "<video>" not in text
+    assert [m.modality for m in encoded.media] == ["audio", "video"]  # unplaced audio goes first
+    batch = collate(omni.processor, [encoded, conversation.encode(turns[:1], {"video": out.inputs["video"]}, generation_prompt=True)])
+    assert batch["input_features"].shape[0] == 1 and batch["video_grid_thw"].shape[0] == 2
+    assert batch["attention_mask"][1].sum() < batch["attention_mask"][0].sum()
+
+
+def test_placeholder_count_mismatch_names_the_modality(omni, clip):
+    import dataclasses
+
+    item = omni.featurize({"video": clip}).inputs["video"]
+    wrong = dataclasses.replace(item, num_tokens=item.num_tokens + 1)
+    with pytest.raises(ValueError, match=r"video: 30 placeholder tokens in the prompt but the media fill 31"):
+        NativeConversation(omni.processor).encode([{"role": "user", "content": "<video>"}], {"video": wrong}, generation_prompt=True)
+
+
+def test_audio_on_a_backbone_without_an_audio_tower(tmp_path_factory):
+    processor = NativeProcessor.from_pretrained(twin_dir(tmp_path_factory, "internvl"))
+    with pytest.raises(ValueError, match="no audio tower"):
+        processor.audio_inputs(torch.zeros(16000).numpy())
