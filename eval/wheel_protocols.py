@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from emoreason.eval.label_lists import parse_label_list
 from emoreason.eval.official_wheels import LEVELS, OfficialWheels
 
 
@@ -59,13 +60,40 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
+def _parsed(labels) -> tuple[str, ...]:
+    """The official per-sample preparation: parse, then lower-case and strip each label."""
+    return tuple(label.lower().strip() for label in parse_label_list(labels))
+
+
+def _mapper(wheels: OfficialWheels, wheel: str, level: str):
+    """words -> their set of classes on one wheel and level (unmapped words dropped), memoised per word."""
+    memo: dict[str, str] = {}
+
+    def classes(words: tuple[str, ...]) -> set[str]:
+        out = set()
+        for word in words:
+            mapped = memo.get(word)
+            if mapped is None:
+                mapped = memo[word] = wheels.map_word(word, wheel, level)
+            if mapped:
+                out.add(mapped)
+        return out
+
+    return classes
+
+
 def overlap_rate(wheels: OfficialWheels, references: Sequence, predictions: Sequence, wheel: str, level: str) -> WheelLevelScore:
+    return _overlap(wheels, [_parsed(r) for r in references], [_parsed(p) for p in predictions], wheel, level)
+
+
+def _overlap(wheels: OfficialWheels, references: list[tuple[str, ...]], predictions: list[tuple[str, ...]], wheel: str, level: str) -> WheelLevelScore:
+    classes = _mapper(wheels, wheel, level)
     precisions, recalls = [], []
     for reference, prediction in zip(references, predictions):
-        ref = wheels.map_labels(reference, wheel, level)
+        ref = classes(reference)
         if not ref:
             continue
-        pred = wheels.map_labels(prediction, wheel, level)
+        pred = classes(prediction)
         hits = len(ref & pred)
         precisions.append(hits / len(pred) if pred else 0.0)
         recalls.append(hits / len(ref) if pred else 0.0)
@@ -81,16 +109,14 @@ def ew_scores(wheels: OfficialWheels, references: Sequence, predictions: Sequenc
         raise ValueError(f"{len(references)} reference label sets but {len(predictions)} predicted ones")
     if not references:
         raise ValueError("no samples to score")
-    per_wheel = {w: {level: overlap_rate(wheels, references, predictions, w, level) for level in LEVELS} for w in wheels.wheel_names()}
+    refs, preds = [_parsed(r) for r in references], [_parsed(p) for p in predictions]
+    per_wheel = {w: {level: _overlap(wheels, refs, preds, w, level) for level in LEVELS} for w in wheels.wheel_names()}
     levels = {
         level: {k: sum(getattr(per_wheel[w][level], k) for w in per_wheel) / len(per_wheel) for k in ("f1", "precision", "recall")}
         for level in LEVELS
     }
-    first = wheels.wheel_names()[0]
-    skipped = sum(1 for ref in references if any(not wheels.map_labels(ref, w, LEVELS[0]) for w in per_wheel))
-    dropped = sum(
-        1 for pred in predictions for word in _words(pred) if not wheels.map_word(word.lower().strip(), first, LEVELS[0])
-    )
+    level1 = {w: _mapper(wheels, w, LEVELS[0]) for w in per_wheel}
+    first = level1[wheels.wheel_names()[0]]
     return EWResult(
         protocol=protocol,
         wheel_source=dict(wheels.sha256),
@@ -98,16 +124,10 @@ def ew_scores(wheels: OfficialWheels, references: Sequence, predictions: Sequenc
         levels=levels,
         score=(levels["level1"]["f1"] + levels["level2"]["f1"]) / 2,
         samples=len(references),
-        skipped_references=skipped,
-        dropped_predicted_words=dropped,
-        empty_predictions=sum(1 for pred in predictions if not _words(pred)),
+        skipped_references=sum(1 for ref in refs if any(not classes(ref) for classes in level1.values())),
+        dropped_predicted_words=sum(1 for pred in preds for word in pred if not first((word,))),
+        empty_predictions=sum(1 for pred in preds if not pred),
     )
-
-
-def _words(labels) -> list[str]:
-    from emoreason.eval.label_lists import parse_label_list
-
-    return parse_label_list(labels)
 
 
 def hit_rate(wheels: OfficialWheels, references: Sequence[str], predictions: Sequence) -> dict:
