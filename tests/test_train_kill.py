@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from emoreason.demo import TRAIN_CONFIG
 from emoreason.train.checkpoints import STAGING_PREFIX, checkpoints_newest_first, incomplete_reason
@@ -99,28 +100,25 @@ def test_kill_during_checkpoint_writes_never_wedges_resume(data, tmp_path):
     for i, delay in enumerate(DELAYS_S):
         log = tmp_path / f"run{i}.log"
         proc = start(data, out, log)
-        killed_step = kill_during_next_checkpoint(proc, out, resumed_from, delay, log)
-        if i > 0:
+        # The first run is killed while writing checkpoint-2, so that there is a checkpoint to resume from.
+        killed_step = kill_during_next_checkpoint(proc, out, max(resumed_from, 1), delay, log)
+        if resumed_from:
             assert f"resuming from {out / f'checkpoint-{resumed_from}'}" in log.read_text(), log.read_text()[-3000:]
         killed_mid_write.append(killed_step in staged_steps(out))
         # Whatever the kill interrupted, the newest checkpoint folder is a complete one.
         newest = newest_step(out)
-        assert newest >= resumed_from
-        if newest:
-            assert incomplete_reason(out / f"checkpoint-{newest}") is None, f"delay {delay}: checkpoint-{newest}"
+        assert newest >= max(resumed_from, 1)
+        assert incomplete_reason(out / f"checkpoint-{newest}") is None, f"delay {delay}: checkpoint-{newest}"
         resumed_from = newest
     assert any(killed_mid_write), "no kill landed while a checkpoint was being written; the test proved nothing"
 
     log = tmp_path / "final.log"
     proc = start(data, out, log)
     assert proc.wait(timeout=RUN_TIMEOUT_S) == 0, log.read_text()[-3000:]
-    if resumed_from:
-        assert f"resuming from {out / f'checkpoint-{resumed_from}'}" in log.read_text()
+    assert f"resuming from {out / f'checkpoint-{resumed_from}'}" in log.read_text()
     assert newest_step(out) == MAX_STEPS and incomplete_reason(out / f"checkpoint-{MAX_STEPS}") is None
     assert not staged_steps(out) and not list(out.glob(f"{STAGING_PREFIX}*"))
 
-    from emoreason.model.loading import load_model
-
-    model, _ = load_model(out / "model")
-    trained = [p for n, p in model.named_parameters() if "lora_" in n or not n.startswith("llm.")]
-    assert trained and all(torch.isfinite(p).all() for p in trained)
+    # The final model's trained weights (what a NaN-corrupted resume would spoil) are there and finite.
+    weights = {**load_file(out / "model" / "projectors.safetensors"), **load_file(out / "model" / "adapter" / "adapter_model.safetensors")}
+    assert any("lora_" in k for k in weights) and all(torch.isfinite(t).all() for t in weights.values())
