@@ -150,3 +150,19 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tiny_data, exported, dat
     assert final.startswith(complete)
     ids = [r["id"] for r in read_lines(out)]
     assert sorted(ids) == sorted(s.id for s in samples) and len(ids) == len(set(ids))
+
+
+def test_a_garbled_line_mid_file_is_reported_and_its_sample_redone(tiny_data, cache_predictions, exported, tmp_path, capsys):
+    lines = cache_predictions.read_text().splitlines(keepends=True)
+    original = json.loads(lines[3])
+    lines[3] = lines[3][:12] + "\x00 garbled by a bad disk block\n"
+    out = tmp_path / "predictions.jsonl"
+    out.write_text("".join(lines))
+
+    assert infer("--model", exported, "--input", tiny_data.heldout, "--out", out, "--feature-source", "cache", "--max-tokens", 8) == 0
+    assert f"{out} line 4: not valid JSON" in capsys.readouterr().err
+    records = read_lines(out)
+    ids = [r["id"] for r in records]
+    assert sorted(ids) == sorted(s.id for s in load_samples(tiny_data.heldout)) and len(ids) == len(set(ids))
+    assert records[:3] + records[3:-1] == [json.loads(line) for i, line in enumerate(lines) if i != 3]  # good lines kept
+    assert records[-1] == original  # the garbled sample is predicted again (greedy: the same answer)

@@ -105,3 +105,24 @@ def test_bad_conversations(tokenizer, turns, lengths, message):
     proc = EmotionProcessor(tokenizer, per_token, max_length=256)
     with pytest.raises(ValueError, match=message):
         proc.encode(turns, lengths)
+
+
+def test_prompt_length_is_checked_from_the_text_alone(tokenizer):
+    from emoreason.model.processor import PromptTooLong
+
+    proc = EmotionProcessor(tokenizer, per_token, max_length=64)
+    proc.check_prompt_length([{"role": "user", "content": "<video> What emotion is shown?"}])  # fits
+    # 20 MiB is refused from its byte count: no tokenizer pass over it (that took a minute under a lock).
+    huge = [{"role": "user", "content": "she said she was fine. " * (20 * 2**20 // 23)}]
+    with pytest.raises(PromptTooLong, match=r"at least \d+ tokens of text \(\d+ bytes\), over max_length=64"):
+        proc.check_prompt_length(huge)
+    # Short enough in bytes to be tokenized, too long in tokens.
+    over = [{"role": "user", "content": "happy sad " * (64 * proc.max_token_bytes // 10)}]
+    assert len("".join(t["content"] for t in over).encode()) <= 64 * proc.max_token_bytes
+    with pytest.raises(PromptTooLong, match=r"conversation is \d+ tokens, over max_length=64"):
+        proc.check_prompt_length(over)
+    # The text fits; with 60 video positions it does not, and the final encode says so.
+    short = [{"role": "user", "content": "<video> Why?"}]
+    proc.check_prompt_length(short)
+    with pytest.raises(PromptTooLong, match="tokens with media"):
+        proc.encode(short, {"video": 60}, generation_prompt=True)

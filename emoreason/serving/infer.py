@@ -10,8 +10,9 @@ Each output line is one of
 The prompt is the sample's conversation up to its last user turn or, for a sample without one,
 a recognition prompt listing the labels (default: every targets.emotion in the input, sorted).
 Killed? Run the same command again: samples with a line in --out (predictions and errors alike)
-are skipped, and a torn last line is cut, so nothing is lost or written twice. To retry failed
-samples, delete their error lines first.
+are skipped, and a torn last line is cut, so nothing is lost or written twice. A garbled line
+elsewhere is reported by file and line and removed (the good lines stay), and its sample is
+predicted again. To retry failed samples, delete their error lines first.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from emoreason.config import ConfigError
 from emoreason.constants import MEDIA_KINDS, PLACEHOLDER_TOKENS
-from emoreason.jsonl import JsonlAppender, read_complete_records
+from emoreason.jsonl import JsonlAppender, drop_bad_lines, read_complete_records
 from emoreason.labels import extract_label
 from emoreason.media.errors import MediaError
 from emoreason.model.features import cached_features
@@ -168,8 +169,11 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         raise SetupError("samples without conversations get a recognition prompt listing the labels: pass --labels a,b,c")
     data_root = Path(args.data_root) if args.data_root else input_path.parent
     counts = {"predicted": 0, "failed": 0, "skipped": 0}
+    # A garbled line (a bad disk block, a hand edit) names no trustworthy id: drop it and redo its sample.
+    for problem in drop_bad_lines(args.out, required=("id",)):
+        print(f"emoreason infer: {problem}; removed it, its sample is predicted again", file=sys.stderr)
     with JsonlAppender(args.out) as out:  # opening cuts a torn last line first
-        done = {record["id"] for record in read_complete_records(args.out)}
+        done = {record["id"] for record in read_complete_records(args.out, required=("id",))}
         todo = [s for s in samples if s.id not in done]
         counts["skipped"] = len(samples) - len(todo)
         if not todo:
