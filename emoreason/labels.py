@@ -1,4 +1,8 @@
-"""Find the label a free-text answer names, or say that it names none. Never guess."""
+"""Find the label (and the valence) a free-text answer names, or say that it names none. Never guess.
+
+The valence answer format is written here too, so the instructions a model is trained on and the
+parser of its answers cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,20 @@ from collections.abc import Sequence
 
 def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s-]", " ", text.lower())).strip()
+
+
+_VALENCE = re.compile(r"\bvalence\s*[:=]?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))", re.IGNORECASE)
+
+
+def format_valence_answer(label: str, valence: float) -> str:
+    """The answer of the recognition-valence task, e.g. `happy; valence 2.5`."""
+    return f"{label}; valence {round(float(valence), 2):g}"
+
+
+def extract_valence(text: str) -> float | None:
+    """The number after "valence" in `text` (`valence 2.5`, `Valence: -1`); None if none or several differ."""
+    values = {float(m.group(1)) for m in _VALENCE.finditer(text)}
+    return values.pop() if len(values) == 1 else None
 
 
 def extract_label(text: str, labels: Sequence[str]) -> str | None:

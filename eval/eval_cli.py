@@ -20,17 +20,17 @@ import sys
 from pathlib import Path
 
 from emoreason.atomic import write_text_atomic
+from emoreason.cli_args import HelpFormatter
 from emoreason.eval.leaderboard import RESULTS_SUFFIX, write_leaderboard
 from emoreason.eval.predictions import PredictionError, align, read_predictions
 from emoreason.eval.protocols import PROTOCOL_VERSION, PROTOCOLS, protocol_results
 from emoreason.eval.provenance import model_config_hash, provenance
-from emoreason.eval.scoring import discrete_labels, offline_results
 from emoreason.eval.taxonomy import DEFAULT_WHEEL, TaxonomyError, load_wheel
 from emoreason.schema import SchemaError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoreason eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="emoreason eval", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("--predictions", required=True, help="predictions JSONL (`emoreason infer` output)")
     parser.add_argument("--references", required=True, help="schema JSONL with targets")
     parser.add_argument("--out-dir", required=True, help="where results, plots and the leaderboard go")
@@ -70,6 +70,7 @@ def load_any_wheel(source: str):
 
 
 def evaluate_run(args: argparse.Namespace) -> Path:
+    from emoreason.eval.scoring import discrete_labels, offline_results  # scikit-learn: only once there is something to score
     from emoreason.eval.official_wheels import OfficialWheels
 
     predictions_path, references_path = Path(args.predictions), Path(args.references)

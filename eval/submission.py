@@ -118,8 +118,12 @@ def write_submission(
     rows: Sequence[Mapping],
     expected_ids: Iterable[str] | None = None,
     force: bool = False,
+    reasons: Mapping[str, str] | None = None,
 ) -> Path:
-    """Validate, then write atomically. Missing ids are refused unless `force`; other problems always are."""
+    """Validate, then write atomically. Missing ids are refused unless `force`; other problems always are.
+
+    `reasons`: id -> why its prediction was left out ("the answer named no label"), said instead of "has no prediction".
+    """
     spec = benchmark(benchmark_name)
     path = Path(path)
     problems, missing = validate_rows(spec, rows, expected_ids)
@@ -127,8 +131,8 @@ def write_submission(
         raise SubmissionError(f"{benchmark_name} submission {path}", problems)
     if missing and not force:
         raise SubmissionError(
-            f"{benchmark_name} submission {path} is incomplete (pass force to write it anyway)",
-            [f"id {i!r} has no prediction" for i in missing],
+            f"{benchmark_name} submission {path} is incomplete (--force writes it without those ids)",
+            [f"id {i!r}: {reasons[i]}" if i in (reasons or {}) else f"id {i!r} has no prediction" for i in missing],
         )
     if spec.file_type == "npz":
         write_npz(path, [row["name"] for row in rows], [format_label_list(row["openset"]) for row in rows])

@@ -10,6 +10,7 @@ from emoreason.constants import PLACEHOLDER_TOKENS
 from emoreason.data_prep import instruct_cli
 from emoreason.data_prep.instructions import (
     COT_SECTIONS,
+    LABELLED_TASKS,
     TASKS,
     InstructionError,
     build_conversations,
@@ -36,6 +37,7 @@ def full(sample_id="s1"):
         sample_id,
         subtitle="We won the final!",
         emotion="happy",
+        valence=2.5,
         open_vocab=["joyful", "proud"],
         clues={"audio": "bright, fast speech", "face": "lip corners pulled up", "text": "celebratory words"},
         reasoning="The smile, bright voice and words about winning all point to joy.",
@@ -55,7 +57,7 @@ def _packaged_yaml():
 
 
 def build(samples, task, modalities=("video", "audio"), **kwargs):
-    if task == "recognition":
+    if task in LABELLED_TASKS:
         kwargs.setdefault("labels", LABELS)
     return build_conversations(samples, task, modalities=list(modalities), **kwargs)
 
@@ -304,3 +306,25 @@ def test_instruct_cli_custom_templates(tmp_path):
     [sample] = load_samples(out)
     assert user(sample).endswith("\nReason it out.")
     assert sample.source["instruction"]["templates_version"] == 2
+
+
+def test_recognition_valence_answers_label_and_valence_that_infer_parses_back():
+    from emoreason.labels import extract_label, extract_valence
+
+    [sample] = build([make(emotion="sad", valence=-1.75)], "recognition-valence", seed=0)
+    answer = sample.conversations[1].content
+    assert answer == "sad; valence -1.75"
+    assert "happy, sad, angry" in user(sample)
+    assert extract_label(answer, LABELS) == "sad" and extract_valence(answer) == -1.75
+    with pytest.raises(InstructionError, match="targets.valence"):
+        build([make(emotion="sad")], "recognition-valence")
+
+
+@pytest.mark.parametrize("text, value", [
+    ("happy; valence 2.5", 2.5), ("Valence: -1", -1.0), ("valence=+.5, so happy", 0.5),
+    ("happy", None), ("valence 1 or valence 2", None), ("valence 3, I said valence 3.0", 3.0),
+])
+def test_extract_valence(text, value):
+    from emoreason.labels import extract_valence
+
+    assert extract_valence(text) == value

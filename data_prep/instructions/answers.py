@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from emoreason.data_prep.instructions.errors import InstructionError
+from emoreason.labels import format_valence_answer
 from emoreason.schema import Sample
 
 COT_SECTIONS: tuple[str, str, str] = ("Observations:", "Interpretation:", "Conclusion:")
@@ -57,6 +58,15 @@ def recognition_answer(sample: Sample, clues: dict[str, str], labels: Sequence[s
     return emotion
 
 
+def recognition_valence_answer(sample: Sample, clues: dict[str, str], labels: Sequence[str] | None) -> str:
+    """The label and the valence (what MER2023 scores), e.g. `happy; valence 2.5`."""
+    emotion = recognition_answer(sample, clues, labels)
+    valence = sample.targets.valence if sample.targets else None
+    if valence is None:
+        raise InstructionError(sample.id, "targets.valence", "required by task 'recognition-valence' but missing")
+    return format_valence_answer(emotion, valence)
+
+
 def open_vocab_answer(sample: Sample, clues: dict[str, str], labels: Sequence[str] | None) -> str:
     """The open-vocabulary labels, comma-separated in annotation order."""
     open_vocab = _open_vocab(sample)
@@ -90,6 +100,7 @@ def cot_answer(sample: Sample, clues: dict[str, str], labels: Sequence[str] | No
 
 ANSWERS: dict[str, AnswerBuilder] = {
     "recognition": recognition_answer,
+    "recognition-valence": recognition_valence_answer,
     "open-vocab": open_vocab_answer,
     "explanation": explanation_answer,
     "cot": cot_answer,

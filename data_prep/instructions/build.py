@@ -20,6 +20,8 @@ from emoreason.data_prep.instructions.templates import TemplateSet, load_templat
 from emoreason.schema import Sample, Turn
 
 TASKS: tuple[str, ...] = tuple(ANSWERS)
+LABELLED_TASKS: tuple[str, ...] = ("recognition", "recognition-valence")
+"""Tasks whose prompts list the candidate labels."""
 
 
 def sample_rng(seed: int, task: str, sample_id: str) -> random.Random:
@@ -51,7 +53,7 @@ def build_conversation(
     check_media(sample, modalities)
     answer = ANSWERS[task](sample, visible_clues(sample, modalities), labels)
     template = sample_rng(seed, task, sample.id).choice(templates.tasks[task])
-    instruction = template.format(labels=", ".join(labels)) if task == "recognition" else template
+    instruction = template.format(labels=", ".join(labels)) if task in LABELLED_TASKS else template
     conversations = [
         Turn(role="user", content=user_prompt(sample, modalities, instruction, templates)),
         Turn(role="assistant", content=answer),
@@ -77,8 +79,8 @@ def build_conversations(
     """
     if task not in ANSWERS:
         raise ValueError(f"task: expected one of {list(TASKS)}, got {task!r}")
-    if task == "recognition" and not labels:
-        raise ValueError("labels: the recognition task needs the candidate labels its prompt lists")
+    if task in LABELLED_TASKS and not labels:
+        raise ValueError(f"labels: the {task} task needs the candidate labels its prompt lists")
     modalities = check_modalities(modalities)
     templates = templates or load_templates()
     built = []

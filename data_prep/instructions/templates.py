@@ -14,6 +14,7 @@ from emoreason.config import ConfigError
 
 TASK_FIELDS: dict[str, frozenset[str]] = {
     "recognition": frozenset({"labels"}),
+    "recognition-valence": frozenset({"labels"}),
     "open-vocab": frozenset(),
     "explanation": frozenset(),
     "cot": frozenset(),
