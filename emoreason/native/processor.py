@@ -49,6 +49,25 @@ class NativeMediaSettings:
     image_max_pixels: int | None = None
 
 
+PROCESSOR_FILES: tuple[str, ...] = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
+    "chat_template.jinja", "chat_template.json", "preprocessor_config.json", "video_preprocessor_config.json",
+    "processor_config.json",
+)
+"""The files of a backbone's processor, copied byte for byte into saved and exported model directories."""
+
+
+def resolve_file(source: str | Path, name: str) -> Path | None:
+    """`name` inside a local directory or a hub id's cached snapshot; None when the backbone has no such file."""
+    if Path(source).is_dir():
+        path = Path(source) / name
+        return path if path.is_file() else None
+    from transformers.utils import cached_file
+
+    found = cached_file(str(source), name, _raise_exceptions_for_missing_entries=False)
+    return Path(found) if found else None
+
+
 class NativeProcessor:
     """Tokenizer + image processor (+ Whisper feature extractor) of one native backbone directory."""
 
@@ -62,6 +81,8 @@ class NativeProcessor:
         self.video_settings = video_settings
         self.image_seq_length = image_seq_length
         self.media = media
+        self.source: str | Path | None = None
+        """Where the processor files came from (a directory or a hub id), for save_pretrained."""
         if tokenizer.chat_template is None:
             raise ValueError("the backbone's tokenizer has no chat template; emoreason builds prompts with it")
         self.pad_token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in arch.pad_tokens.items()}
@@ -70,20 +91,46 @@ class NativeProcessor:
                 raise ValueError(f"the backbone's tokenizer has no {token!r} token for {m}")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, media: NativeMediaSettings = NativeMediaSettings()) -> NativeProcessor:
-        directory = Path(directory)
-        config = tf.AutoConfig.from_pretrained(directory)
-        arch = arch_for(config.model_type)
+    def from_pretrained(cls, directory: str | Path, media: NativeMediaSettings = NativeMediaSettings(),
+                        model_type: str | None = None) -> NativeProcessor:
+        """The processor parts of a local backbone directory or hub id (offline when the hub cache has it).
+
+        model_type: the backbone's, for a directory that holds processor files but no config.json (a
+        trained native model directory)."""
+        config = tf.AutoConfig.from_pretrained(directory) if model_type is None else None
+        arch = arch_for(model_type or config.model_type)
         tokenizer = tf.AutoTokenizer.from_pretrained(directory)
         image_processor = tf.AutoImageProcessor.from_pretrained(directory)
         feature_extractor = tf.AutoFeatureExtractor.from_pretrained(directory) if "audio" in arch.modalities else None
         video_settings = None
         if arch.video_style == "qwen":
-            video_settings = QwenVideoSettings.from_dir(directory, media.video_max_pixels, media.video_min_pixels)
-        processor_cfg = directory / "processor_config.json"
-        extra = json.loads(processor_cfg.read_text()) if processor_cfg.is_file() else {}
+            video_cfg = resolve_file(directory, "video_preprocessor_config.json")
+            if video_cfg is None:
+                raise FileNotFoundError(f"{directory}: the backbone has no video_preprocessor_config.json")
+            video_settings = QwenVideoSettings.from_dir(video_cfg.parent, media.video_max_pixels, media.video_min_pixels)
+        processor_cfg = resolve_file(directory, "processor_config.json")
+        extra = json.loads(processor_cfg.read_text()) if processor_cfg is not None else {}
         image_seq_length = extra.get("image_seq_length", getattr(config, "image_seq_length", None))
-        return cls(arch, tokenizer, image_processor, feature_extractor, video_settings, image_seq_length, media)
+        if arch.video_style == "frames" and image_seq_length is None:
+            raise ValueError(f"{directory}: processor_config.json has no image_seq_length (tokens per image tile)")
+        processor = cls(arch, tokenizer, image_processor, feature_extractor, video_settings, image_seq_length, media)
+        processor.source = directory
+        return processor
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        """Copy the backbone's processor files into out_dir, unchanged, so AutoProcessor (where it loads)
+        and vLLM read the same processor as the original checkpoint."""
+        import shutil
+
+        from emoreason.atomic import atomic_path
+
+        if self.source is None:
+            raise ValueError("save_pretrained: this NativeProcessor was not loaded with from_pretrained, so it has no files to copy")
+        for name in PROCESSOR_FILES:
+            found = resolve_file(self.source, name)
+            if found is not None:
+                with atomic_path(Path(out_dir) / name) as tmp:
+                    shutil.copyfile(found, tmp)
 
     # -- media -> inputs ----------------------------------------------------------------------
 

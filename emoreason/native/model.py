@@ -1,0 +1,157 @@
+"""The native model kind: a backbone loaded with the transformers Auto classes, trained per component.
+
+A trained native model is one directory:
+- `emoreason_native.json`: the NativeModelConfig (backbone id or path, per-component choices, media settings);
+- `adapter/`: peft's LoRA adapters of every lora component (adapter_model.safetensors), when any;
+- `full.safetensors`: the parameters of every full component, named as in the backbone checkpoint, when any;
+- the backbone's processor files (tokenizer, chat template, image / video / audio processor configs).
+The frozen weights are read from `base` again on load, as the projector model reads its LLM.
+
+`export` merges every LoRA (peft merge_and_unload) and writes a plain transformers checkpoint of the
+backbone with its processor files: AutoModelForImageTextToText and vLLM load it as they load the
+original model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+import transformers as tf
+from torch import nn
+
+from emoreason.atomic import replace_dir, write_json_atomic
+from emoreason.config import config_from_dict
+from emoreason.hf_quiet import quiet_hf_progress
+from emoreason.native.arch import NativeArch, component_of
+from emoreason.native.config import NativeModelConfig
+from emoreason.native.processor import NativeMediaSettings, NativeProcessor
+from emoreason.native.training import apply_training, base_model, full_state
+
+CONFIG_FILE = "emoreason_native.json"
+FULL_FILE = "full.safetensors"
+ADAPTER_DIR = "adapter"
+
+
+def load_backbone(base: str, dtype: str = "float32") -> tuple[nn.Module, NativeArch]:
+    """The backbone's transformers model and architecture row; ConfigError for an unsupported kind."""
+    config = tf.AutoConfig.from_pretrained(base)
+    probe = NativeModelConfig(base=base)
+    arch = probe.check_against_backbone(config.model_type)
+    torch_dtype = getattr(torch, dtype)
+    with quiet_hf_progress():
+        if config.model_type == "qwen2_5_omni":
+            # The thinker's base_model_prefix ("thinker") lets it load from the full Omni checkpoint.
+            model = tf.Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(base, config=config.thinker_config, dtype=torch_dtype)
+        else:
+            model = tf.AutoModelForImageTextToText.from_pretrained(base, dtype=torch_dtype)
+    return model, arch
+
+
+def media_settings(cfg: NativeModelConfig) -> NativeMediaSettings:
+    return NativeMediaSettings(cfg.video_max_pixels, cfg.video_min_pixels, cfg.image_max_pixels)
+
+
+class NativeModel(nn.Module):
+    """A backbone with its training choices applied; forward and generate are the backbone's own."""
+
+    def __init__(self, cfg: NativeModelConfig, backbone: nn.Module, arch: NativeArch):
+        super().__init__()
+        self.cfg = cfg
+        self.arch = arch
+        self.backbone = backbone  # a PeftModel when any component is lora
+
+    @classmethod
+    def build(cls, cfg: NativeModelConfig) -> NativeModel:
+        """Load cfg.base and apply the per-component choices (errors for bad components or targets come first)."""
+        model, arch = load_backbone(cfg.base, cfg.dtype)
+        cfg.check_against_backbone(model.config.model_type)
+        return cls(cfg, apply_training(model, arch, cfg), arch)
+
+    def forward(self, **batch):
+        return self.backbone(**batch)
+
+    def generate(self, **kwargs):
+        return self.backbone.generate(**kwargs)
+
+    @property
+    def config(self):
+        return base_model(self.backbone).config
+
+    def trainable_parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        kwargs = {"use_reentrant": False} | (gradient_checkpointing_kwargs or {})
+        base_model(self.backbone).gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+    # -- save / load ---------------------------------------------------------------------------
+
+    def save_pretrained(self, out_dir: str | os.PathLike, processor: NativeProcessor) -> Path:
+        from peft import PeftModel
+        from safetensors.torch import save_file
+
+        target = Path(out_dir)
+        with replace_dir(target) as staging:
+            write_json_atomic(staging / CONFIG_FILE, dataclasses.asdict(self.cfg))
+            if isinstance(self.backbone, PeftModel):
+                self.backbone.save_pretrained(staging / ADAPTER_DIR, safe_serialization=True)
+            state = full_state(self.backbone, self.arch, self.cfg)
+            if state:
+                save_file({k: v.to("cpu") for k, v in state.items()}, str(staging / FULL_FILE))
+            processor.save_pretrained(staging)
+        return target
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | os.PathLike, trainable: bool = False) -> tuple[NativeModel, NativeProcessor]:
+        """(model, processor) from a directory written by save_pretrained."""
+        from safetensors.torch import load_file
+
+        model_dir = Path(model_dir)
+        cfg = read_native_config(model_dir)
+        backbone, arch = load_backbone(cfg.base, cfg.dtype)
+        if (model_dir / FULL_FILE).is_file():
+            state = load_file(str(model_dir / FULL_FILE))
+            unexpected = backbone.load_state_dict(state, strict=False).unexpected_keys
+            if unexpected:
+                raise ValueError(f"{model_dir / FULL_FILE}: parameters {unexpected[:5]} are not in the backbone {cfg.base}")
+        if (model_dir / ADAPTER_DIR).is_dir():
+            from peft import PeftModel
+
+            backbone = PeftModel.from_pretrained(backbone, model_dir / ADAPTER_DIR, is_trainable=trainable)
+        model = cls(cfg, backbone, arch)
+        if trainable:
+            for name, param in base_model(backbone).named_parameters():
+                if "lora_" not in name and cfg.mode(component_of(arch, name.replace(".base_layer.", ".")) or "") == "full":
+                    param.requires_grad_(True)
+        else:
+            model.eval()
+        return model, NativeProcessor.from_pretrained(model_dir, media_settings(cfg), model_type=arch.model_type)
+
+    def merged(self) -> nn.Module:
+        """The backbone with every LoRA merged into its weights (this model's adapters are consumed)."""
+        from peft import PeftModel
+
+        if isinstance(self.backbone, PeftModel):
+            self.backbone = self.backbone.merge_and_unload()
+        return self.backbone
+
+    def export(self, out_dir: str | os.PathLike, processor: NativeProcessor) -> Path:
+        """A plain transformers checkpoint of the merged backbone plus its processor files."""
+        merged = self.merged()
+        target = Path(out_dir)
+        with replace_dir(target) as staging:
+            with quiet_hf_progress():
+                merged.save_pretrained(staging, safe_serialization=True)
+            processor.save_pretrained(staging)
+        return target
+
+
+def read_native_config(model_dir: str | os.PathLike) -> NativeModelConfig:
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: not a native model directory (no {CONFIG_FILE})")
+    return config_from_dict(NativeModelConfig, json.loads(path.read_text()), source=str(path))

@@ -1,0 +1,117 @@
+"""The native model kind: per-component training choices are real, save/reload and LoRA export keep the logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers as tf
+
+from emoreason.config import ConfigError
+from emoreason.media.video import FrameSampling
+from emoreason.native.arch import component_of
+from emoreason.native.config import ComponentTraining, NativeModelConfig
+from emoreason.native.conversation import NativeConversation, collate
+from emoreason.native.featurizer import NativeFeaturizer
+from emoreason.native.model import NativeModel
+from emoreason.native.processor import NativeProcessor
+from native_twins import twin_dir, write_test_clip
+
+# One choice of each mode per backbone; the LLM is LoRA'd on two of its projections.
+CHOICES = {
+    "qwen2_5_vl": {"llm": ComponentTraining("lora", ["q_proj", "v_proj"]), "vision": ComponentTraining("lora", ["qkv"]),
+                   "connector": ComponentTraining("full")},
+    "qwen2_5_omni_thinker": {"llm": ComponentTraining("lora"), "connector": ComponentTraining("full"),
+                             "vision": ComponentTraining("frozen"), "audio": ComponentTraining("lora", ["q_proj", "v_proj"])},
+    "internvl": {"llm": ComponentTraining("full"), "vision": ComponentTraining("lora"), "connector": ComponentTraining("frozen")},
+}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_test_clip(tmp_path_factory.mktemp("native_model_clip") / "clip.mp4")
+
+
+def _batch(processor: NativeProcessor, clip, answer: str = "happy") -> dict:
+    media = NativeFeaturizer(processor, FrameSampling(num_frames=4)).featurize({"video": clip}).inputs
+    turns = [{"role": "user", "content": "<video> Which emotion?"}, {"role": "assistant", "content": answer}]
+    return collate(processor, [NativeConversation(processor).encode(turns, media)])
+
+
+def _snapshot(model: NativeModel) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.backbone.named_parameters()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(CHOICES))
+def test_component_choices_train_save_reload_export(kind, tmp_path_factory, tmp_path, clip):
+    base = twin_dir(tmp_path_factory, kind)
+    cfg = NativeModelConfig(base=base, components=CHOICES[kind])
+    torch.manual_seed(0)
+    model = NativeModel.build(cfg)
+    processor = NativeProcessor.from_pretrained(base)
+    batch = _batch(processor, clip)
+    before = _snapshot(model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    model.train()
+    for _ in range(8):
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.3, losses
+
+    modes = {c: cfg.mode(c) for c in model.arch.components}
+    changed = {c: False for c in modes}
+    has_adapter = {c: False for c in modes}
+    for name, param in model.backbone.named_parameters():
+        clean = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+        if "lora_" in name:
+            component = component_of(model.arch, clean.split(".lora_")[0])
+            has_adapter[component] = True
+            changed[component] |= not torch.equal(param, before[name])
+            continue
+        component = component_of(model.arch, clean)
+        same = torch.equal(param, before[name])
+        if modes[component] in ("frozen", "lora"):
+            assert same, f"{name} of {modes[component]} component {component} changed"
+        else:
+            changed[component] |= not same
+    for component, mode in modes.items():
+        assert has_adapter[component] == (mode == "lora"), component
+        assert changed[component] == (mode != "frozen"), (component, mode)
+
+    model.eval()
+    with torch.no_grad():
+        logits = model(**batch).logits
+    saved = model.save_pretrained(tmp_path / "model", processor)
+    reloaded, reloaded_processor = NativeModel.from_pretrained(saved)
+    assert sorted(p.name for p in saved.iterdir() if p.suffix == ".safetensors" or p.is_dir()) == \
+        sorted(["adapter", "full.safetensors"])
+    reloaded_batch = _batch(reloaded_processor, clip)
+    assert reloaded_batch["input_ids"].tolist() == batch["input_ids"].tolist()
+    with torch.no_grad():
+        assert torch.equal(reloaded(**reloaded_batch).logits, logits)
+
+    exported = reloaded.export(tmp_path / "export", reloaded_processor)
+    plain = tf.AutoModelForImageTextToText.from_pretrained(exported).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**batch).logits, logits, atol=1e-4, rtol=1e-4)
+    assert NativeProcessor.from_pretrained(exported).tokenizer.chat_template == processor.tokenizer.chat_template
+
+
+def test_bad_components_and_targets_are_named(tmp_path_factory):
+    vl = twin_dir(tmp_path_factory, "qwen2_5_vl")
+    with pytest.raises(ConfigError, match=r"components.audio.*qwen2_5_vl has no audio component"):
+        NativeModel.build(NativeModelConfig(base=vl, components={"llm": ComponentTraining("lora"), "audio": ComponentTraining("lora")}))
+    with pytest.raises(ConfigError, match=r"components.vision.lora_targets.*'q_proj' matches no linear layer.*'qkv'"):
+        NativeModel.build(NativeModelConfig(base=vl, components={"vision": ComponentTraining("lora", ["q_proj"])}))
+    with pytest.raises(ConfigError, match=r"modalities.*qwen2_5_vl has no audio tower"):
+        NativeModelConfig(base=vl, modalities=["audio"]).check_against_backbone("qwen2_5_vl")
+    with pytest.raises(ConfigError, match=r"components.*at least one component"):
+        NativeModelConfig(base=vl, components={"llm": ComponentTraining("frozen")})
+    with pytest.raises(ConfigError, match=r"components.eyes"):
+        NativeModelConfig(base=vl, components={"eyes": ComponentTraining("lora")})
+    with pytest.raises(ConfigError, match=r"model.base.*'qwen2' is not a supported native backbone"):
+        NativeModelConfig(base=vl).check_against_backbone("qwen2")
