@@ -1,7 +1,7 @@
-"""`emoreason convert FORMAT INPUT --out samples.jsonl`: a public annotation file to schema JSONL.
+"""`emoreason convert FORMAT --input FILE --out samples.jsonl`: a public annotation file to schema JSONL.
 
-    emoreason convert mer2023 train_label.csv --out data/mer2023.jsonl --video-dir video --ext mp4
-    emoreason convert generic-csv clips.csv --out data/clips.jsonl --mapping '{"id": "clip", "media.video": "path"}'
+    emoreason convert mer2023 --input train_label.csv --out data/mer2023.jsonl --video-dir video --ext mp4
+    emoreason convert generic-csv --input clips.csv --out data/clips.jsonl --mapping '{"id": "clip", "media.video": "path"}'
 
 Without --lenient the first bad row stops the run; with it, bad rows are listed and skipped.
 """
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from emoreason.cli_args import HelpFormatter, add_flag_with_positional_alias, resolve_positional_alias
 from emoreason.data_prep.adapters import ADAPTERS
 from emoreason.schema import SchemaError, write_samples
 
@@ -22,9 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emoreason convert",
         description="Convert a public annotation file into schema JSONL (formats: docs/adapters.md).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("format", choices=sorted(ADAPTERS), help="annotation format (see docs/adapters.md)")
-    parser.add_argument("input", help="annotation file (CSV, TXT or JSON as the format expects)")
+    add_flag_with_positional_alias(parser, "--input", "annotation file (CSV, TXT or JSON as the format expects)", "FILE")
     parser.add_argument("--out", required=True, help="schema JSONL to write (replaced atomically)")
     parser.add_argument("--video-dir", help="folder of the videos, relative to the data root (default: video)")
     parser.add_argument("--ext", help="video file extension (default: mp4)")
@@ -57,6 +59,7 @@ def _adapter_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    resolve_positional_alias(parser, args, "--input")
     options = _adapter_options(args, parser)
     errors: list[SchemaError] | None = [] if args.lenient else None
     try:

@@ -1,6 +1,6 @@
-"""`emoreason instruct --task TASK INPUT --out OUT`: add instruction conversations to schema JSONL.
+"""`emoreason instruct --task TASK --input INPUT --out OUT`: add instruction conversations to schema JSONL.
 
-    emoreason instruct --task recognition data/mer2023.jsonl --out data/mer2023_rec.jsonl \\
+    emoreason instruct --task recognition --input runs/prep/mer/samples.jsonl --out runs/prep/mer/rec.jsonl \\
         --labels neutral,angry,happy,sad,worried,surprise --modalities video,audio --seed 0
 
 Samples lacking what the task needs are listed and skipped; the rest are written atomically.
@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emoreason.data_prep.instructions import TASKS, InstructionError, build_conversations, load_templates
+from emoreason.cli_args import HelpFormatter, add_flag_with_positional_alias, resolve_positional_alias
+from emoreason.data_prep.instructions import LABELLED_TASKS, TASKS, InstructionError, build_conversations, load_templates
 from emoreason.schema import Sample, load_samples, write_samples
 
 
@@ -23,9 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emoreason instruct",
         description="Build instruction conversations for labelled samples (see docs/instructions.md).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--task", required=True, choices=TASKS, help="which conversation to build")
-    parser.add_argument("input", help="schema JSONL with targets (e.g. from `emoreason convert`)")
+    add_flag_with_positional_alias(
+        parser, "--input", "schema JSONL with targets: prep's samples.jsonl, so the features come along", "FILE"
+    )
     parser.add_argument("--out", required=True, help="schema JSONL to write (replaced atomically)")
     parser.add_argument(
         "--labels", type=_names, help="recognition: comma-separated candidate labels (default: the emotions in INPUT, sorted)"
@@ -47,12 +51,14 @@ def _default_labels(samples: list[Sample]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    resolve_positional_alias(parser, args, "--input")
     try:
         samples = load_samples(args.input)
         templates = load_templates(args.templates)
         labels = args.labels
-        if args.task == "recognition" and not labels:
+        if args.task in LABELLED_TASKS and not labels:
             labels = _default_labels(samples)
             print(f"labels (from {args.input}): {', '.join(labels)}")
         errors: list[InstructionError] = []

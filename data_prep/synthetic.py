@@ -185,12 +185,14 @@ def _generate_sample(out_dir: Path, config: SyntheticConfig, index: int) -> Samp
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emoreason synth", description=__doc__.split("\n")[0])
+    from emoreason.cli_args import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="emoreason synth", description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--out", required=True, help="output folder (clips/ and samples.jsonl)")
-    parser.add_argument("--num-per-class", type=int, default=SyntheticConfig.num_per_class)
-    parser.add_argument("--seed", type=int, default=SyntheticConfig.seed)
+    parser.add_argument("--num-per-class", type=int, default=SyntheticConfig.num_per_class, help="clips per emotion class")
+    parser.add_argument("--seed", type=int, default=SyntheticConfig.seed, help="seed of the drawn faces and tones")
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASSES), help=f"comma-separated, from {sorted(STYLES)}")
-    parser.add_argument("--codec", choices=sorted(CODECS), default="h264")
+    parser.add_argument("--codec", choices=sorted(CODECS), default="h264", help="video codec of the clips")
     parser.add_argument("--no-audio", action="store_true", help="write video-only clips")
     args = parser.parse_args(argv)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]

@@ -12,11 +12,12 @@ import sys
 
 # subcommand -> (module with main(argv), one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("emoreason.init_cli", "build tiny random-weight encoders and LLM for offline trials; print the config lines"),
     "prep": ("emoreason.data_prep.prep_cli", "decode clips, crop faces and cache encoder features"),
     "convert": ("emoreason.data_prep.convert_cli", "convert a public annotation format into schema JSONL"),
     "instruct": ("emoreason.data_prep.instruct_cli", "build instruction conversations from labelled samples"),
     "synth": ("emoreason.data_prep.synthetic", "generate the synthetic emotion video data set"),
-    "train": ("emoreason.train.run", "align projectors or LoRA-tune the emotion LM (resumable)"),
+    "train": ("emoreason.train.cli", "align projectors or LoRA-tune the emotion LM (resumable)"),
     "export": ("emoreason.serving.export", "merge the LoRA into a standalone serving checkpoint"),
     "serve": ("emoreason.serving.serve_cli", "OpenAI-compatible HTTP server (hf or vllm backend)"),
     "chat": ("emoreason.serving.chat", "multi-turn chat in the terminal, media attached by path"),

@@ -99,10 +99,12 @@ def train_tiny(data: TinyData, output_dir: str | Path, overrides: list[str] | No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoreason demo", description=__doc__.splitlines()[0])
+    from emoreason.cli_args import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="emoreason demo", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("--workdir", default="runs/demo", help="where the demo writes everything (default runs/demo)")
     parser.add_argument("--num-per-class", type=int, default=40, help="synthetic clips per emotion class")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the clips and the tiny models' weights")
     parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for the train config")
     return parser
 

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fallback-label", help="count answers that name no label as this label (recorded in the results)")
     parser.add_argument("--sentiment-mode", default="lexicon", choices=("lexicon", "judge"), help="for --protocol mer-unibench-sentiment")
     parser.add_argument("--rouge", action="store_true", help="also score explanations with ROUGE-L (rouge-score)")
-    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-plots", action="store_true", help="skip the confusion-matrix and recall PNGs")
     judge = parser.add_argument_group("LLM judge (EMER clue and label overlap, 1-10)")
     judge.add_argument("--judge-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (emoreason serve works)")
     judge.add_argument("--judge-model", help="judge model id at that endpoint")

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from emoreason.atomic import write_text_atomic
+from emoreason.cli_args import HelpFormatter
 from emoreason.eval.predictions import PredictionError, Prediction, predicted_label, predicted_open_vocab, read_predictions
 from emoreason.eval.submission import BENCHMARKS, Benchmark, SubmissionError, benchmark, validate_submission, write_npz, write_submission
 from emoreason.labels import extract_valence
@@ -73,8 +74,8 @@ def expected_ids(args: argparse.Namespace) -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoreason submit", description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
+    parser = argparse.ArgumentParser(prog="emoreason submit", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), help="the leaderboard whose file to write or check")
     parser.add_argument("--predictions", help="predictions JSONL (`emoreason infer` output)")
     parser.add_argument("--out", help="submission file to write")
     parser.add_argument("--check", help="validate this existing submission file instead of writing one")

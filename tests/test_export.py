@@ -104,15 +104,18 @@ def test_export_is_relocatable(tmp_path, exported):
 
 def test_cli_replaces_an_export_and_refuses_other_folders(tmp_path, trained, capsys):
     out = tmp_path / "served"
-    assert main([str(trained), "--out", str(out)]) == 0
+    assert main(["--model", str(trained), "--out", str(out)]) == 0
     (out / "stale.txt").write_text("from an earlier export")
-    assert main([str(trained), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([str(trained), "--out", str(out)]) == 0  # the old positional spelling, for one release
+    err = capsys.readouterr().err
+    assert "deprecated" in err and f"--model {trained}" in err
     assert not (out / "stale.txt").exists() and (out / MODEL_FILE).exists()
 
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "keep.txt").write_text("mine")
-    assert main([str(trained), "--out", str(precious)]) == 2
+    assert main(["--model", str(trained), "--out", str(precious)]) == 2
     assert "not an emoreason model directory" in capsys.readouterr().err
     assert [p.name for p in precious.iterdir()] == ["keep.txt"]
     with pytest.raises(ValueError, match="model directory itself"):

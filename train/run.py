@@ -1,4 +1,4 @@
-"""`emoreason train --config configs/train/X.yaml [key=value ...]`: setup, train, save.
+"""The training run behind `emoreason train` (train/cli.py): setup, train, save.
 
 Launch on many GPUs with scripts/train_torchrun.sh (DeepSpeed via optim.deepspeed=...).
 Re-running the same command resumes from the newest complete checkpoint in optim.output_dir.
@@ -6,14 +6,13 @@ Re-running the same command resumes from the newest complete checkpoint in optim
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import set_seed
 
-from emoreason.config import ConfigError, save_config
+from emoreason.config import save_config
 from emoreason.features.cache import FeatureFileError
 from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.loading import build_model, load_model
@@ -21,7 +20,7 @@ from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
 from emoreason.train.collator import EmotionCollator
-from emoreason.train.config import TrainConfig, load_train_config
+from emoreason.train.config import TrainConfig
 from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset
 from emoreason.train.trainer import EmotionTrainer, NonFiniteLossError, freeze_for_stage, resume_checkpoint, training_arguments
 
@@ -90,20 +89,8 @@ def train(run: Setup) -> Path:
     return final
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoreason train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="YAML train config (see configs/train/)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.learning_rate=1e-4 stage=align")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = load_train_config(args.config, args.overrides)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"emoreason train: error: {exc}", file=sys.stderr)
-        return 2
+def run_config(cfg: TrainConfig) -> int:
+    """`emoreason train` once its config is valid (train/cli.py parses and validates it first)."""
     try:
         final = train(setup(cfg))
     except (DamagedFeaturesError, FeatureFileError) as exc:
@@ -114,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"model: {final}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emoreason.train.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

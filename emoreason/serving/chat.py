@@ -15,11 +15,13 @@ import argparse
 import base64
 import dataclasses
 import mimetypes
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from emoreason.cli_args import HelpFormatter
 from emoreason.constants import MEDIA_KINDS
 from emoreason.media.errors import MediaError
 from emoreason.serving.engine import GenerationRequest, InferenceEngine, MediaInput
@@ -46,6 +48,8 @@ class Turn:
 class Sampling:
     max_tokens: int
     temperature: float
+    top_p: float = 1.0
+    seed: int | None = None
 
 
 class LocalChat:
@@ -61,6 +65,8 @@ class LocalChat:
             media=[m for t in turns for m in t.media],
             max_tokens=self.sampling.max_tokens,
             temperature=self.sampling.temperature,
+            top_p=self.sampling.top_p,
+            seed=self.sampling.seed,
         )
         try:
             yield from self.engine.stream(request)
@@ -95,6 +101,8 @@ class RemoteChat:
                 messages=[_openai_message(t) for t in turns],
                 max_tokens=self.sampling.max_tokens,
                 temperature=self.sampling.temperature,
+                top_p=self.sampling.top_p,
+                seed=self.sampling.seed,
                 stream=True,
             )
             for chunk in chunks:
@@ -190,14 +198,15 @@ def _stream_reply(backend: LocalChat | RemoteChat, turns: list[Turn], stdout: Te
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoreason chat", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="emoreason chat", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--model", help="trained model directory, run in this process")
     where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="hf", help="in-process backend for --model (default hf)")
-    parser.add_argument("--api-key", help="API key for --url")
+    # The variable `emoreason serve` reads, so a client on the same machine needs no flag.
+    parser.add_argument("--api-key", default=os.environ.get("EMOREASON_API_KEY"), help="API key for --url (default: $EMOREASON_API_KEY)")
     parser.add_argument("--media-root", default=".", help="folder that /video, /audio, /image paths are relative to (default .)")
-    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=256, help="longest answer, in tokens")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 decodes greedily")
     add_trust_arguments(parser)
     return parser

@@ -16,6 +16,18 @@ if TYPE_CHECKING:
     from emoreason.serving.requests import PreparedRequest
 
 
+# Folder names that say what a directory is, not which model: `runs/mer/export` serves as "mer".
+GENERIC_MODEL_DIR_NAMES = frozenset({"export", "model", "final", "llm", "serving", "merged"})
+
+
+def default_model_name(model_dir: str | Path) -> str:
+    """The id clients see when none is given: the model folder's name, or its run's for a generic one."""
+    path = Path(model_dir).resolve()
+    if path.name.lower() in GENERIC_MODEL_DIR_NAMES and path.parent.name:
+        return path.parent.name
+    return path.name
+
+
 @dataclasses.dataclass
 class MediaInput:
     """A media file attached to a request, already resolved inside the server's media root."""

@@ -1,4 +1,4 @@
-"""`emoreason export MODEL_DIR --out DIR`: a trained model -> a serving directory with the LoRA merged.
+"""`emoreason export --model MODEL_DIR --out DIR`: a trained model -> a serving directory with the LoRA merged.
 
     DIR/
       emoreason_model.json     same config, but llm: "llm" (relative to DIR) and lora: null
@@ -9,6 +9,9 @@
 
 `llm/` loads on its own with AutoModelForCausalLM / AutoTokenizer or vLLM, so a serving backend
 needs no peft. Encoder references and prompt settings are copied as they are.
+
+The model stack (torch, transformers, peft) is imported only once there is a model to export, so
+`--help` and a usage error answer at once.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from emoreason.hf_quiet import quiet_hf_progress
-from emoreason.model.loading import MODEL_FILE, load_model, save_model
+from emoreason.cli_args import HelpFormatter, add_flag_with_positional_alias, resolve_positional_alias
+from emoreason.hf_quiet import quiet_deepspeed_cpu_notice, quiet_hf_progress
 from emoreason.model.trust import UserTrust
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
@@ -31,6 +34,8 @@ LLM_DIR = "llm"
 
 def _check_target(model_dir: Path, out_dir: Path) -> None:
     """Refuse to clobber anything but an earlier export (or an empty folder)."""
+    from emoreason.model.loading import MODEL_FILE
+
     if out_dir.resolve() == model_dir.resolve():
         raise ValueError(f"--out {out_dir} is the model directory itself; export into a new folder")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MODEL_FILE).exists():
@@ -44,6 +49,8 @@ def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, trust
     kill) never sees half an export; an earlier export at `out_dir` is replaced. The export records
     the config as loaded under `trust`, so it asks for the same permissions when it is served.
     """
+    from emoreason.model.loading import load_model, save_model
+
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     _check_target(model_dir, out_dir)
     model, processor = load_model(model_dir, trust=trust)
@@ -77,21 +84,25 @@ def _swap_in(staging: Path, target: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoreason export", description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", help="a trained model directory (emoreason_model.json + adapter/ + projectors)")
+    parser = argparse.ArgumentParser(prog="emoreason export", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    # `emoreason export MODEL_DIR`, the old spelling, still works for one release, with a warning.
+    add_flag_with_positional_alias(parser, "--model", "a trained model directory (emoreason_model.json + adapter/ + projectors)", "MODEL_DIR")
     parser.add_argument("--out", required=True, help="the serving directory to write (replaces an earlier export there)")
     add_trust_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    model_dir = resolve_positional_alias(parser, args, "--model")
+    quiet_deepspeed_cpu_notice()
     try:
-        out = export_model(args.model_dir, args.out, trust_from_args(args))
+        out = export_model(model_dir, args.out, trust_from_args(args))
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"emoreason export: {exc}", file=sys.stderr)
         return 2
-    print(f"exported {args.model_dir} -> {out} (LoRA merged into {out / LLM_DIR})")
+    print(f"exported {model_dir} -> {out} (LoRA merged into {out / LLM_DIR})")
     return 0
 
 

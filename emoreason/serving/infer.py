@@ -3,8 +3,10 @@
     emoreason infer --model runs/mer/export --input data/test.jsonl --out runs/mer/predictions.jsonl
 
 Each output line is one of
-    {"id": ..., "text": answer, "label": parsed label or null}             (plus "absent": {modality: reason}
-                                                                            when the media lacked a modality)
+    {"id": ..., "text": answer, "label": parsed label or null}             (plus "valence": number when the
+                                                                            answer states one, and "absent":
+                                                                            {modality: reason} when the media
+                                                                            lacked a modality)
     {"id": ..., "error": {"reason": ..., "message": ...}}                  a sample that could not be run
 
 The prompt is the sample's conversation up to its last user turn or, for a sample without one,
@@ -22,22 +24,24 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from emoreason.cli_args import HelpFormatter
 from emoreason.config import ConfigError
 from emoreason.constants import MEDIA_KINDS, PLACEHOLDER_TOKENS
 from emoreason.jsonl import JsonlAppender, drop_bad_lines, read_complete_records
-from emoreason.labels import extract_label
+from emoreason.labels import extract_label, extract_valence
 from emoreason.media.errors import MediaError
-from emoreason.model.features import cached_features
-from emoreason.model.generation import prompt_turns
 from emoreason.model.trust import UserTrust
 from emoreason.schema import Sample, SchemaError, iter_samples
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
 from emoreason.serving.engine import BatchInferenceEngine, GenerationRequest, MediaInput
-from emoreason.serving.requests import PreparedRequest, prepare_with_features
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
+
+if TYPE_CHECKING:  # the model stack (torch, transformers) is imported only once there are samples to run
+    from emoreason.serving.requests import PreparedRequest
 
 
 class SetupError(Exception):
@@ -65,6 +69,8 @@ def sample_request(
     sample: Sample, labels: Sequence[str], modalities: Sequence[str], data_root: Path, max_tokens: int
 ) -> GenerationRequest:
     """A greedy request for the sample, its media resolved against data_root."""
+    from emoreason.model.generation import prompt_turns
+
     if sample.conversations:
         messages = [{"role": t.role, "content": t.content} for t in prompt_turns(sample.conversations)]
     else:
@@ -76,6 +82,9 @@ def sample_request(
 def prepare_sample(
     engine: BatchInferenceEngine, sample: Sample, request: GenerationRequest, feature_source: str, samples_dir: Path
 ) -> PreparedRequest:
+    from emoreason.model.features import cached_features
+    from emoreason.serving.requests import prepare_with_features
+
     if feature_source == "live":
         return engine.prepare(request)
     start = time.perf_counter()
@@ -104,13 +113,13 @@ def load_batch_engine(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoreason infer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="emoreason infer", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="model directory (an export, or a trained model)")
     parser.add_argument("--input", required=True, help="schema JSONL of samples")
     parser.add_argument("--out", required=True, help="predictions JSONL (appended to; existing ids are skipped)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="hf", help="inference backend (default hf; vllm for throughput)")
     parser.add_argument("--device", default="cpu", help="torch device of the LLM (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="samples generated together")
     parser.add_argument("--max-tokens", type=int, default=64, help="longest answer, in tokens")
     parser.add_argument("--labels", help="comma-separated label set (default: every targets.emotion in --input)")
     parser.add_argument("--data-root", help="folder the media paths are relative to (default: the input's folder)")
@@ -154,6 +163,8 @@ def predict_chunk(
     for (sample, prepared), completion in zip(ready, completions):
         text = completion.text.strip()
         record = {"id": sample.id, "text": text, "label": extract_label(text, labels)}
+        if (valence := extract_valence(text)) is not None:  # answers of the recognition-valence task
+            record["valence"] = valence
         records.append(record | ({"absent": prepared.absent} if prepared.absent else {}))
     return records
 

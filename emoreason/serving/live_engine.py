@@ -8,7 +8,7 @@ from pathlib import Path
 from emoreason.features.live import MediaFeatureExtractor
 from emoreason.model.config import ModelConfig
 from emoreason.model.processor import EmotionProcessor
-from emoreason.serving.engine import Completion, GenerationRequest
+from emoreason.serving.engine import Completion, GenerationRequest, default_model_name
 from emoreason.serving.requests import PreparedRequest, check_request, prepare_request
 
 
@@ -34,7 +34,7 @@ class LiveMediaEngine:
             raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
         self.modalities = config.modalities
         self.extractor = MediaFeatureExtractor(config.encoders, config.media)
-        self.model_name = model_name or Path(model_dir).resolve().name
+        self.model_name = model_name or default_model_name(model_dir)
         self.max_batch_size = max_batch_size
         # The encoders and the face detector are shared: one request's media at a time.
         self._media_lock = threading.Lock()

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from emoreason.cli_args import HelpFormatter
 from emoreason.config import ConfigError
 from emoreason.media.image import MAX_IMAGE_PIXELS
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
@@ -17,21 +18,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emoreason serve",
         description="Serve a trained model over an OpenAI-compatible HTTP API (POST /v1/chat/completions).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--model", required=True, help="trained model directory (emoreason_model.json, adapter/, ...)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="hf", help="inference backend (default hf)")
     parser.add_argument("--device", default="cpu", help="torch device for encoders, projectors (and the hf LLM), e.g. cuda")
     parser.add_argument("--max-batch-size", type=int, default=8, help="requests batched into one generate call (hf) / scheduled at once (vllm)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     parser.add_argument("--media-root", help="folder that media paths in requests are relative to; without it only data URLs are accepted")
     parser.add_argument("--api-key", default=os.environ.get("EMOREASON_API_KEY"), help="require Authorization: Bearer KEY (default: $EMOREASON_API_KEY)")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="request body limit in MiB, base64 media included (default 64)")
     parser.add_argument("--max-media-seconds", type=float, default=600.0, help="longest audio/video clip accepted (default 600)")
     parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS, help=f"largest image accepted, width x height (default {MAX_IMAGE_PIXELS})")
     parser.add_argument("--max-tokens-limit", type=int, default=2048, help="largest max_tokens a request may ask for (default 2048)")
-    parser.add_argument("--served-model-name", help="model id clients use (default: the engine's name)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--served-model-name", help="model id clients use (default: the model folder's name, or its run folder's for export/ or model/)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="uvicorn's log level")
     add_trust_arguments(parser)
     return parser
 

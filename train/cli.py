@@ -1,0 +1,47 @@
+"""`emoreason train --config configs/train/X.yaml [key=value ...]`: align projectors or LoRA-tune the emotion LM.
+
+Launch on many GPUs with scripts/train_torchrun.sh (DeepSpeed via optim.deepspeed=...).
+Re-running the same command resumes from the newest complete checkpoint in optim.output_dir.
+
+The arguments are parsed and the config is validated before the training stack (transformers,
+peft, DeepSpeed) is imported, so `--help` and a config error answer in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from emoreason.cli_args import HelpFormatter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emoreason train", description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument("--config", required=True, help="YAML train config (see configs/train/)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.learning_rate=1e-4 stage=align"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from emoreason.config import ConfigError
+    from emoreason.hf_quiet import quiet_deepspeed_cpu_notice
+    from emoreason.train.config import load_train_config
+
+    try:
+        cfg = load_train_config(args.config, args.overrides)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 2
+    quiet_deepspeed_cpu_notice()
+    from emoreason.train.run import run_config
+
+    return run_config(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
