@@ -19,7 +19,8 @@ from emoreason.encoders.pooling import pool_tokens
 from emoreason.encoders.tiny import TINY_KINDS, build_tiny, build_tiny_encoders
 
 AUDIO_KINDS = ("hubert", "wav2vec2", "whisper")
-IMAGE_KINDS = ("vit", "vitmae", "clip", "clip-vision")
+IMAGE_KINDS = ("vit", "vitmae", "clip", "clip-vision", "dinov2", "siglip", "siglip-vision")
+NO_CLS_KINDS = ("siglip", "siglip-vision")  # SigLIP pools its patches with an attention head
 POOLINGS = ("mean", "cls", "none", "tokens:3")
 
 # Tokens before pooling for the inputs below:
@@ -60,7 +61,7 @@ def expected_shape(kind: str, pooling: str) -> tuple[int, ...]:
     if kind in AUDIO_KINDS:
         return (tokens.get(pooling, AUDIO_FRAMES), 32)
     if kind in IMAGE_KINDS:
-        return (3, tokens.get(pooling, IMAGE_TOKENS), 32)
+        return (3, tokens.get(pooling, IMAGE_TOKENS - (kind in NO_CLS_KINDS)), 32)
     return (VIDEO_CLIPS * tokens.get(pooling, CLIP_TOKENS), 32)
 
 
@@ -68,7 +69,7 @@ def expected_shape(kind: str, pooling: str) -> tuple[int, ...]:
 @pytest.mark.parametrize("kind", TINY_KINDS)
 def test_output_shape_and_dtype(tiny_dirs: dict[str, str], kind: str, pooling: str) -> None:
     cfg = EncoderConfig(model=tiny_dirs[kind], pooling=pooling, batch_size=2)  # 3 images -> 2 batches
-    if pooling == "cls" and kind not in IMAGE_KINDS:
+    if pooling == "cls" and (kind not in IMAGE_KINDS or kind in NO_CLS_KINDS):
         with pytest.raises(ConfigError, match="key 'pooling'.*no CLS token"):
             load_encoder(cfg)
         return

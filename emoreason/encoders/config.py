@@ -9,7 +9,8 @@ from typing import Any
 from emoreason.config import check
 
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
-POOLING_MODES: tuple[str, ...] = ("mean", "cls", "none", "tokens:K")
+POOLING_MODES: tuple[str, ...] = ("mean", "cls", "none", "patches", "tokens:K")
+OUTPUTS: tuple[str, ...] = ("hidden", "image_features")
 
 # Fields that leave the features unchanged: where and in what batches the encoder runs.
 _RUNTIME_FIELDS: frozenset[str] = frozenset({"device", "batch_size"})
@@ -20,7 +21,7 @@ def parse_pooling(pooling: str) -> tuple[str, int | None]:
 
     Raises ValueError for anything that is not one of POOLING_MODES with K >= 1.
     """
-    if pooling in ("mean", "cls", "none"):
+    if pooling in ("mean", "cls", "none", "patches"):
         return pooling, None
     mode, _, count = pooling.partition(":")
     if mode == "tokens" and count.isdigit() and int(count) >= 1:
@@ -48,7 +49,11 @@ class EncoderConfig:
     layer: int = -1
     """Index into `hidden_states` (0 = embeddings output, -1 = last layer)."""
     pooling: str = "mean"
-    """One of "mean" (1 token), "cls" (first token), "none" (all tokens), "tokens:K" (average-pooled to K)."""
+    """One of "mean" (1 token), "cls" (first token), "none" (all tokens), "patches" (all tokens after the CLS),
+    "tokens:K" (average-pooled to K)."""
+    output: str = "hidden"
+    """"hidden": `hidden_states[layer]`, pooled; "image_features": the image embedding of a CLIP or SigLIP
+    checkpoint (`get_image_features`: CLIP's pooled CLS through its visual projection), one token an image."""
     dtype: str = "float32"
     """Weights dtype: "float32", "bfloat16" or "float16"; features come back as float32."""
     device: str = "cpu"
@@ -64,6 +69,12 @@ class EncoderConfig:
         check(isinstance(self.layer, int) and not isinstance(self.layer, bool), "layer", "an integer", self.layer)
         check(isinstance(self.pooling, str) and _is_pooling(self.pooling), "pooling",
               f"one of {list(POOLING_MODES)} with K >= 1", self.pooling)
+        check(self.output in OUTPUTS, "output", f"one of {list(OUTPUTS)}", self.output)
+        if self.output == "image_features":
+            check(self.layer == -1, "layer", "-1 with output 'image_features' (the embedding reads the last layer)",
+                  self.layer)
+            check(self.pooling in ("mean", "cls", "none"), "pooling",
+                  "mean, cls or none with output 'image_features' (one token an image)", self.pooling)
         check(self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}", self.dtype)
         check(isinstance(self.device, str) and _is_device(self.device), "device", "a torch device like cpu or cuda:0",
               self.device)
@@ -76,7 +87,10 @@ class EncoderConfig:
 
         The checkpoint's contents are not settings: pair this with `model_fingerprint(model)`.
         """
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _RUNTIME_FIELDS}
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _RUNTIME_FIELDS}
+        if settings["output"] == "hidden":
+            del settings["output"]  # the default: caches keyed before the field existed stay valid
+        return settings
 
 
 def _is_pooling(pooling: str) -> bool:

@@ -16,25 +16,19 @@ from emoreason.config import check
 from emoreason.constants import AUDIO_SAMPLE_RATE
 from emoreason.encoders.clips import clip_indices
 from emoreason.encoders.config import EncoderConfig, parse_pooling
+from emoreason.encoders.families import (
+    DUAL_TOWER_TYPES,
+    FAMILIES,
+    FAMILY_INPUT,
+    IMAGE_FEATURE_TYPES,
+    feature_width,
+    prefix_tokens,
+    tower_config,
+)
 from emoreason.encoders.fingerprint import model_fingerprint
 from emoreason.encoders.pooling import pool_tokens
 from emoreason.hf_quiet import quiet_hf_progress
 
-# transformers model_type -> family; the family fixes the inputs the model takes.
-FAMILIES: dict[str, str] = {
-    "hubert": "waveform",
-    "wav2vec2": "waveform",
-    "whisper": "whisper",
-    "vit": "image",
-    "vit_mae": "image",
-    "clip": "image",
-    "clip_vision_model": "image",
-    "videomae": "video",
-}
-# family -> the input it encodes, as error messages name it
-_FAMILY_INPUT: dict[str, str] = {"waveform": "audio", "whisper": "audio", "image": "images", "video": "video"}
-# Image transformers put one CLS token before the patches; audio models and VideoMAE have none.
-_PREFIX_TOKENS: dict[str, int] = {"waveform": 0, "whisper": 0, "image": 1, "video": 0}
 _TORCH_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
@@ -57,8 +51,12 @@ class FrozenEncoder:
             raise ValueError(f"{cfg.model}: model type {self.model_type!r} is not a supported encoder; "
                              f"supported: {sorted(FAMILIES)}")
         self.family = FAMILIES[self.model_type]
-        # A full CLIPModel also holds a text tower; only its vision config describes what we run.
-        self._check_settings(config.vision_config if self.model_type == "clip" else config)
+        # A full CLIP or SigLIP model also holds a text tower; only its vision config describes what we run.
+        self._check_settings(tower_config(config))
+        check(cfg.output == "hidden" or self.model_type in IMAGE_FEATURE_TYPES, "output",
+              f"'hidden' for {cfg.model}: 'image_features' needs a full checkpoint of type "
+              f"{sorted(IMAGE_FEATURE_TYPES)}, this is {self.model_type!r}", cfg.output)
+        self._prefix_tokens = prefix_tokens(self.model_type)
         if self.model_type == "vit_mae":
             config.mask_ratio = 0.0  # MAE pre-training hides 75% of patches; features need them all
         model = AutoModel.from_pretrained(cfg.model, config=config, trust_remote_code=cfg.trust_remote_code,
@@ -77,7 +75,7 @@ class FrozenEncoder:
     @property
     def hidden_size(self) -> int:
         """d, the width of every feature token."""
-        return self._backbone.config.hidden_size
+        return feature_width(self._model.config, self.cfg.output)
 
     def encode_audio(self, wave: np.ndarray) -> torch.Tensor:
         """[n] float32 mono 16 kHz waveform -> [k, d] (k = frames for pooling "none")."""
@@ -99,9 +97,36 @@ class FrozenEncoder:
             for start in range(0, len(images), self.cfg.batch_size):
                 batch = list(images[start:start + self.cfg.batch_size])
                 pixels = self.processor(batch, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
-                pooled.append(self._pool(self._image_hidden(pixels)))  # [b, 3, H, W] -> [b, k, d]
+                if self.cfg.output == "image_features":
+                    pooled.append(self._image_features(pixels))  # [b, 3, H, W] -> [b, 1, d]
+                else:
+                    pooled.append(self._pool(self._image_hidden(pixels)))  # [b, 3, H, W] -> [b, k, d]
             feats = torch.cat(pooled)  # [n, k, d]
         return feats.clone()
+
+    def encode_image_outputs(self, images: np.ndarray, poolings: dict[str, str]) -> dict[str, torch.Tensor]:
+        """[n, h, w, 3] uint8 RGB -> name -> [n, k, d], every pooling from one forward pass.
+
+        One encoder feeding two inputs, as Emotion-LLaMA feeds EVA-CLIP's CLS token and its patch tokens
+        to two projectors: poolings={"cls": "cls", "patches": "patches"}. `layer` and `output` are this
+        encoder's; `cfg.pooling` is not used.
+        """
+        self._require(("image",), "encode_image_outputs")
+        check(self.cfg.output == "hidden", "output", "'hidden' for encode_image_outputs", self.cfg.output)
+        for name, pooling in poolings.items():
+            parse_pooling(pooling)
+            self._check_pooling(pooling, f"poolings.{name}")
+        images = _check_frames(images, "encode_image_outputs")
+        pooled: dict[str, list[torch.Tensor]] = {name: [] for name in poolings}
+        with torch.inference_mode():
+            for start in range(0, len(images), self.cfg.batch_size):
+                batch = list(images[start:start + self.cfg.batch_size])
+                pixels = self.processor(batch, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+                hidden = self._image_hidden(pixels)  # [b, 1 + patches, d]
+                for name, pooling in poolings.items():
+                    pooled[name].append(self._pool(hidden, pooling))  # [b, k, d]
+            feats = {name: torch.cat(parts) for name, parts in pooled.items()}  # [n, k, d]
+        return {name: tensor.clone() for name, tensor in feats.items()}  # outside inference mode: trainable inputs
 
     def encode_video(self, frames: np.ndarray) -> torch.Tensor:
         """[n, h, w, 3] uint8 RGB frames -> [clips * k, d], clips of the model's num_frames in order."""
@@ -119,7 +144,7 @@ class FrozenEncoder:
         return feats.clone()
 
     def _select_backbone(self) -> torch.nn.Module:
-        if self.model_type == "clip":
+        if self.model_type in DUAL_TOWER_TYPES:
             return self._model.vision_model
         if self.model_type == "whisper":
             return self._model.get_encoder()  # WhisperModel is encoder-decoder
@@ -130,25 +155,28 @@ class FrozenEncoder:
         num_states = config.num_hidden_layers + 1  # embeddings output + one per layer (Whisper: encoder layers)
         check(-num_states <= self.cfg.layer < num_states, "layer",
               f"a hidden_states index in [{-num_states}, {num_states - 1}] for {self.cfg.model}", self.cfg.layer)
-        check(self.cfg.pooling != "cls" or _PREFIX_TOKENS[self.family] > 0, "pooling",
-              f"mean, none or tokens:K for {self.cfg.model}: a {self.model_type} model has no CLS token",
-              self.cfg.pooling)
+        self._check_pooling(self.cfg.pooling, "pooling")
+
+    def _check_pooling(self, pooling: str, key: str) -> None:
+        check(pooling not in ("cls", "patches") or prefix_tokens(self.model_type) > 0, key,
+              f"mean, none or tokens:K for {self.cfg.model}: a {self.model_type} model has no CLS token", pooling)
 
     def _require(self, families: tuple[str, ...], method: str) -> None:
         if self.family not in families:
             expected = sorted(t for t, f in FAMILIES.items() if f in families)
             raise ValueError(f"{method}: {self.cfg.model} is a {self.model_type} model, which encodes "
-                             f"{_FAMILY_INPUT[self.family]}; {method} needs one of {expected}")
+                             f"{FAMILY_INPUT[self.family]}; {method} needs one of {expected}")
 
     def _hidden(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self._backbone(**inputs, output_hidden_states=True).hidden_states[self.cfg.layer]
 
-    def _pool(self, hidden: torch.Tensor) -> torch.Tensor:
-        """[b, t, d] in the model dtype -> [b, k, d] float32 on the CPU."""
-        mode, _ = parse_pooling(self.cfg.pooling)
-        if mode in ("mean", "tokens"):
-            hidden = hidden[:, _PREFIX_TOKENS[self.family]:]  # CLS summarises the patches; don't average it in
-        return pool_tokens(hidden.float(), self.cfg.pooling).cpu()
+    def _pool(self, hidden: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
+        """[b, t, d] in the model dtype -> [b, k, d] float32 on the CPU, by `pooling` (default: the config's)."""
+        pooling = pooling or self.cfg.pooling
+        mode, _ = parse_pooling(pooling)
+        if mode in ("mean", "tokens", "patches"):
+            hidden = hidden[:, self._prefix_tokens:]  # CLS summarises the patches; don't average it in
+        return pool_tokens(hidden.float(), pooling).cpu()
 
     def _waveform_hidden(self, wave: np.ndarray) -> torch.Tensor:
         """HuBERT / wav2vec2: [n] -> [1, t, d], one frame per conv-stack stride (20 ms for the base models)."""
@@ -172,6 +200,11 @@ class FrozenEncoder:
                 frames = math.ceil(math.ceil(piece.size / self.processor.hop_length) / stride)
                 kept.append(states[:frames])  # [frames, d]
         return torch.cat(kept)[None]  # [1, t, d]
+
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[b, 3, H, W] -> [b, 1, d] float32 on the CPU: the checkpoint's own image embedding."""
+        embedding = self._model.get_image_features(pixel_values=pixels.to(self.device, self._model.dtype))
+        return embedding.pooler_output.float().unsqueeze(1).cpu()
 
     def _image_hidden(self, pixels: torch.Tensor) -> torch.Tensor:
         """[b, 3, H, W] -> [b, 1 + patches, d]."""

@@ -9,11 +9,14 @@ from emoreason.encoders.config import parse_pooling
 
 
 def pool_tokens(hidden: torch.Tensor, pooling: str) -> torch.Tensor:
-    """[n, t, d] -> [n, t', d]: "mean" and "cls" give t' = 1, "tokens:K" gives K, "none" keeps t."""
+    """[n, t, d] -> [n, t', d]: "mean" and "cls" give t' = 1, "tokens:K" gives K, "none" keeps t.
+
+    "patches" keeps t too: the caller has already cut the prefix (CLS) tokens it excludes.
+    """
     mode, k = parse_pooling(pooling)
     if hidden.ndim != 3 or hidden.shape[1] == 0:
         raise ValueError(f"pool_tokens: expected hidden states [n, t, d] with t >= 1, got {tuple(hidden.shape)}")
-    if mode == "none":
+    if mode in ("none", "patches"):
         return hidden
     if mode == "cls":
         return hidden[:, :1]  # [n, 1, d]

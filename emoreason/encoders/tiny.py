@@ -45,6 +45,14 @@ def _clip_vision_config() -> tf.CLIPVisionConfig:
     return tf.CLIPVisionConfig(**_VISION)
 
 
+def _siglip_vision_config() -> tf.SiglipVisionConfig:
+    return tf.SiglipVisionConfig(**_VISION)
+
+
+def _siglip_processor() -> tf.SiglipImageProcessorPil:
+    return tf.SiglipImageProcessorPil(size={"height": 64, "width": 64})
+
+
 # kind -> () -> (model, processor)
 _BUILDERS: dict[str, Callable[[], tuple[tf.PreTrainedModel, Any]]] = {
     "hubert": lambda: (tf.HubertModel(tf.HubertConfig(**_WAVEFORM)), _waveform_processor()),
@@ -70,6 +78,19 @@ _BUILDERS: dict[str, Callable[[], tuple[tf.PreTrainedModel, Any]]] = {
         _crop_processor(tf.CLIPImageProcessorPil),
     ),
     "clip-vision": lambda: (tf.CLIPVisionModel(_clip_vision_config()), _crop_processor(tf.CLIPImageProcessorPil)),
+    # DINOv2 sizes its MLP by mlp_ratio, not intermediate_size; BitImageProcessor is its processor on the hub.
+    "dinov2": lambda: (
+        tf.Dinov2Model(tf.Dinov2Config(**{k: v for k, v in _VISION.items() if k != "intermediate_size"}, mlp_ratio=1)),
+        _crop_processor(tf.BitImageProcessorPil),
+    ),
+    # SigLIP has no CLS token: its patches are pooled by an attention head.
+    "siglip": lambda: (
+        tf.SiglipModel(tf.SiglipConfig(
+            text_config=dict(_TRANSFORMER, vocab_size=99, max_position_embeddings=16, **_TOKEN_IDS),
+            vision_config=_siglip_vision_config().to_dict())),
+        _siglip_processor(),
+    ),
+    "siglip-vision": lambda: (tf.SiglipVisionModel(_siglip_vision_config()), _siglip_processor()),
     "videomae": lambda: (
         tf.VideoMAEModel(tf.VideoMAEConfig(**_VISION, num_frames=4, tubelet_size=2)),  # 2 x 16 = 32 tokens a clip
         _crop_processor(tf.VideoMAEImageProcessorPil),

@@ -32,12 +32,12 @@ class FrameSampling:
     Emotion-LLaMA's EVA-CLIP sees); `for_sample` turns it into that sample's frame_index."""
 
     def __post_init__(self) -> None:
+        check(isinstance(self.peak_frame, bool), "peak_frame", "true or false", self.peak_frame)
         modes = [self.num_frames is not None, self.fps is not None, self.frame_index is not None or self.peak_frame]
         check(sum(modes) == 1, "num_frames", "exactly one of num_frames, fps and frame_index (or peak_frame) to be set")
         check(self.frame_index is None or (isinstance(self.frame_index, int) and not isinstance(self.frame_index, bool)
                                            and self.frame_index >= 0), "frame_index", "null or an integer >= 0",
               self.frame_index)
-        check(isinstance(self.peak_frame, bool), "peak_frame", "true or false", self.peak_frame)
         check(self.num_frames is None or self.num_frames > 0, "num_frames", "a positive integer", self.num_frames)
         check(self.fps is None or self.fps > 0, "fps", "a positive number", self.fps)
         check(self.max_frames > 0, "max_frames", "a positive integer", self.max_frames)

@@ -114,10 +114,11 @@ def llm_module_names(llm: str, trust_remote_code: bool = False) -> list[str]:
     return [name for name, module in skeleton.named_modules() if isinstance(module, torch.nn.Linear)]
 
 
-def encoder_hidden_size(model: str, trust_remote_code: bool = False) -> int:
-    """Feature width d of an encoder, read from its config (no weights loaded)."""
+def encoder_hidden_size(model: str, trust_remote_code: bool = False, output: str = "hidden") -> int:
+    """Feature width d of an encoder's `output`, read from its config (no weights loaded)."""
     from transformers import AutoConfig
 
+    from emoreason.encoders.families import feature_width
+
     config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
-    config = getattr(config, "vision_config", None) or config
-    return int(getattr(config, "hidden_size", None) or config.d_model)
+    return feature_width(config, output)

@@ -79,7 +79,8 @@ def build_model(config: ModelConfig, seed: int | None = None) -> tuple[EmotionLM
             llm,
             LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM"),
         )
-    dims = {m: encoder_hidden_size(config.encoders[m].model, config.encoders[m].trust_remote_code) for m in config.modalities}
+    dims = {m: encoder_hidden_size(config.encoders[m].model, config.encoders[m].trust_remote_code, config.encoders[m].output)
+            for m in config.modalities}
     model = EmotionLM(config, llm, dims).to(TORCH_DTYPES[config.dtype])
     return model, make_processor(model, load_tokenizer(config.llm, config.trust_remote_code))
 
