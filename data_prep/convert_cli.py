@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-dir", help="folder of the videos, relative to the data root (default: video)")
     parser.add_argument("--ext", help="video file extension (default: mp4)")
     parser.add_argument("--mapping", help="generic-csv only: JSON object (or a .json file) of schema field -> column")
+    parser.add_argument("--id-from-path", metavar="COLUMN", help="generic-csv only: ids are this column's file names (clips/c02.mp4 -> c02)")
+    parser.add_argument("--media-prefix", metavar="DIR", help="generic-csv only: folder put before every media path (relative to the data root)")
+    parser.add_argument("--split", metavar="VALUE", help="generic-csv only: keep the rows whose source.split column is VALUE")
     parser.add_argument("--lenient", action="store_true", help="skip and list bad rows instead of stopping at the first")
     return parser
 
@@ -41,18 +44,23 @@ def _mapping(text: str) -> Any:
     return json.loads(source)
 
 
+GENERIC_ONLY = {"--mapping": "mapping", "--id-from-path": "id_from_path", "--media-prefix": "media_prefix", "--split": "split"}
+
+
 def _adapter_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     if args.format == "generic-csv":
         if args.mapping is None:
             parser.error("generic-csv needs --mapping, e.g. '{\"id\": \"clip\", \"media.video\": \"path\"}'")
         if args.video_dir is not None or args.ext is not None:
-            parser.error("--video-dir and --ext do not apply to generic-csv: media paths come from mapped columns")
+            parser.error("--video-dir and --ext do not apply to generic-csv: media paths come from mapped columns (see --media-prefix)")
         try:
-            return {"mapping": _mapping(args.mapping)}
+            mapping = _mapping(args.mapping)
         except (OSError, json.JSONDecodeError) as exc:
             parser.error(f"--mapping: expected a JSON object or a readable .json file: {exc}")
-    if args.mapping is not None:
-        parser.error(f"--mapping only applies to generic-csv, not {args.format}")
+        return {"mapping": mapping, "id_from_path": args.id_from_path, "media_prefix": args.media_prefix, "split": args.split}
+    generic_only = [flag for flag, value in GENERIC_ONLY.items() if getattr(args, value) is not None]
+    if generic_only:
+        parser.error(f"{', '.join(generic_only)} only apply to generic-csv, not {args.format}")
     return {"video_dir": args.video_dir or "video", "ext": args.ext or "mp4"}
 
 

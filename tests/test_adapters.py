@@ -416,10 +416,47 @@ def test_generic_csv_types_values_per_schema(tmp_path):
             "media": {"video": "clips/c1.mp4"},
             "subtitle": "Hi there",
             "targets": {"emotion": "happy", "open_vocab": ["joyful", "proud"], "valence": 0.5, "clues": {"face": "smile"}},
-            "source": {"dataset": "generic-csv", "split": "train"},
+            "source": {"dataset": "generic-csv", "split": "train", "label": "happy"},
         },
-        {"id": "c2", "media": {"video": "clips/c2.mp4"}, "targets": {"emotion": "sad"}, "source": {"dataset": "generic-csv"}},
+        {"id": "c2", "media": {"video": "clips/c2.mp4"}, "targets": {"emotion": "sad"}, "source": {"dataset": "generic-csv", "label": "sad"}},
     ]
+
+
+USER_CSV = "file,Emotion,transcript,valence,split\nc01.mp4,Happy,Yay,2,train\nsub/c02.mp4,SAD,Oh no,-1.5,test\nc03.mp4,Angry,Grr,-3,test\n"
+USER_MAPPING = {"media.video": "file", "targets.emotion": "Emotion", "subtitle": "transcript", "targets.valence": "valence", "source.split": "split"}
+
+
+def test_generic_csv_lowercases_labels_and_keeps_the_original(tmp_path):
+    path = write(tmp_path, "c.csv", 'clip,label,ov\nc1,Happy,"Joyful, PROUD"\n')
+    [sample] = read_generic_csv(path, mapping={"id": "clip", "targets.emotion": "label", "targets.open_vocab": "ov"})
+    assert sample.targets.emotion == "happy" and sample.targets.open_vocab == ["joyful", "proud"]
+    assert sample.source["label"] == "Happy"
+
+
+def test_generic_csv_ids_from_file_names_media_prefix_and_split(tmp_path):
+    path = write(tmp_path, "labels.csv", USER_CSV)
+    test = read_generic_csv(path, mapping=USER_MAPPING, id_from_path="file", media_prefix="clips", split="test")
+    assert [(s.id, s.media.video, s.targets.emotion, s.targets.valence) for s in test] == [
+        ("c02", "clips/sub/c02.mp4", "sad", -1.5), ("c03", "clips/c03.mp4", "angry", -3.0),
+    ]
+    assert [s.id for s in read_generic_csv(path, mapping=USER_MAPPING, id_from_path="file")] == ["c01", "c02", "c03"]
+    with pytest.raises(ValueError, match="map the split column as 'source.split'"):
+        read_generic_csv(path, mapping={"media.video": "file"}, id_from_path="file", split="test")
+    with pytest.raises(ValueError, match="media_prefix must be relative"):
+        read_generic_csv(path, mapping=USER_MAPPING, id_from_path="file", media_prefix="../up")
+    with pytest.raises(ValueError, match="both give the ids"):
+        read_generic_csv(path, mapping={**USER_MAPPING, "id": "file"}, id_from_path="file")
+
+
+def test_convert_cli_generic_csv_options(tmp_path, capsys):
+    path = write(tmp_path, "labels.csv", USER_CSV)
+    out = tmp_path / "test.jsonl"
+    args = ["generic-csv", "--input", str(path), "--out", str(out), "--mapping", json.dumps(USER_MAPPING)]
+    assert convert_cli.main([*args, "--id-from-path", "file", "--media-prefix", "clips", "--split", "test"]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c02", "c03"]
+    with pytest.raises(SystemExit):
+        convert_cli.main(["mer2023", "--input", str(path), "--out", str(out), "--split", "test"])
+    assert "--split only apply to generic-csv" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

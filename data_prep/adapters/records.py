@@ -144,11 +144,11 @@ def json_entries(
         raise AnnotationError(path, None, "<json>", f"expected an object keyed by sample name or a list of objects, got {type(data).__name__}")
 
 
-def checked_dir(video_dir: str) -> str:
+def checked_dir(video_dir: str, option: str = "video_dir") -> str:
     """`video_dir` if it is relative to the data root without '..' (checked once, not on every row)."""
     directory = PurePosixPath(video_dir.replace("\\", "/"))
     if directory.is_absolute() or ".." in directory.parts:
-        raise ValueError(f"video_dir must be relative to the data root without '..', got {video_dir!r}")
+        raise ValueError(f"{option} must be relative to the data root without '..', got {video_dir!r}")
     return str(directory)
 
 
