@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from emoreason.action_units import is_au_code
 from emoreason.constants import MODALITIES
 from emoreason.jsonl import iter_json_lines
 
@@ -107,6 +108,54 @@ class FaceRecord(_Strict):
     """Indices into frame_times where no face was found."""
 
 
+def _au_codes(codes: list[str] | None) -> list[str] | None:
+    if codes is None:
+        return codes
+    bad = [c for c in codes if not is_au_code(c)]
+    if bad:
+        raise ValueError(f"expected FACS action unit codes such as 'AU04' or 'AU12', got {bad[0]!r}")
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"expected each action unit once, got {codes!r}")
+    return codes
+
+
+class ActionUnits(_Strict):
+    """Facial action units seen in the sample's face (FACS codes, as OpenFace reports them)."""
+
+    codes: list[str]
+    """Active action units, e.g. ['AU04', 'AU07'] (MERR's AU_list)."""
+    intensities: dict[str, float] | None = None
+    """Code -> intensity (OpenFace's 0-5 scale), for codes listed in `codes`."""
+    peak_frame: int | None = Field(default=None, ge=0)
+    """Index of the emotional peak frame in the sample's video (MERR's peak_index)."""
+    peak_codes: list[str] | None = None
+    """Action units active at the peak frame (MERR's peak_AU_list)."""
+
+    _check_codes = field_validator("codes", "peak_codes")(_au_codes)
+
+    @field_validator("intensities", mode="before")
+    @classmethod
+    def _finite_intensities(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"expected an object of code -> intensity, got {value!r}")
+        for code, intensity in value.items():
+            if not is_au_code(code):
+                raise ValueError(f"expected FACS action unit codes such as 'AU04' as keys, got {code!r}")
+            if isinstance(intensity, bool) or not isinstance(intensity, (int, float)) or not math.isfinite(intensity) \
+                    or intensity < 0:
+                raise ValueError(f"expected a finite intensity >= 0 for {code}, got {intensity!r}")
+        return {code: float(intensity) for code, intensity in value.items()}
+
+    @model_validator(mode="after")
+    def _intensities_of_listed_codes(self) -> ActionUnits:
+        extra = sorted(set(self.intensities or {}) - set(self.codes))
+        if extra:
+            raise ValueError(f"intensities for {extra}, which are not in codes {self.codes}")
+        return self
+
+
 class Sample(_Strict):
     id: str = Field(min_length=1)
     media: Media = Field(default_factory=Media)
@@ -116,6 +165,8 @@ class Sample(_Strict):
     conversations: list[Turn] | None = None
     features: dict[Modality, FeatureRef] = Field(default_factory=dict)
     faces: FaceRecord | None = None
+    action_units: ActionUnits | None = None
+    """Facial action units annotated for the sample (codes, optional intensities and peak frame)."""
     source: dict[str, Any] = Field(default_factory=dict)
     """Free-form provenance: data set name, original ids, split."""
 

@@ -142,7 +142,15 @@ def test_merr_coarse(tmp_path):
                 "clues": {"face": "brow lowerer, lid tightener", "audio": "The speaker's tone is sharp and loud."},
                 "reasoning": "[visual] brow lowerer [audio] sharp tone",
             },
-            "source": {"dataset": "merr-coarse", "label": "angry"},
+            "action_units": {"codes": ["AU04", "AU07"], "peak_frame": 12, "peak_codes": ["AU04"]},
+            "source": {
+                "dataset": "merr-coarse",
+                "label": "angry",
+                "merr": {
+                    "visual_prior_list": ["brow lowerer", "lid tightener"],
+                    "audio_prior_list": "The speaker's tone is sharp and loud.",
+                },
+            },
         }
     ]
 
@@ -167,7 +175,12 @@ def test_merr_fine_takes_subtitle_and_reasoning(tmp_path):
                 "clues": {"face": "lip corner puller", "audio": "bright tone, fast pace"},
                 "reasoning": "She smiles and speaks brightly about winning, so she is happy.",
             },
-            "source": {"dataset": "merr-fine", "label": "Happy"},
+            "action_units": {"codes": ["AU12"]},
+            "source": {
+                "dataset": "merr-fine",
+                "label": "Happy",
+                "merr": {"visual_prior_list": "lip corner puller", "audio_prior_list": ["bright tone", "fast pace"]},
+            },
         }
     ]
 
