@@ -115,3 +115,24 @@ def test_bad_components_and_targets_are_named(tmp_path_factory):
         NativeModelConfig(base=vl, components={"eyes": ComponentTraining("lora")})
     with pytest.raises(ConfigError, match=r"model.base.*'qwen2' is not a supported native backbone"):
         NativeModelConfig(base=vl).check_against_backbone("qwen2")
+
+
+def test_config_loads_from_yaml_data_and_names_bad_keys():
+    from emoreason.config import config_from_dict, load_yaml
+
+    data = load_yaml("""
+base: Qwen/Qwen2.5-VL-7B-Instruct
+components:
+  llm: {mode: lora, lora_targets: [q_proj, k_proj, v_proj, o_proj]}
+  vision: {mode: lora}
+  connector: {mode: full}
+lora: {r: 16, alpha: 32, dropout: 0.0}
+frames: {num_frames: 16}
+video_max_pixels: 100352
+""")
+    cfg = config_from_dict(NativeModelConfig, data)
+    assert cfg.mode("vision") == "lora" and cfg.mode("audio") == "frozen" and cfg.frames.num_frames == 16
+    with pytest.raises(ConfigError, match=r"components.llm.mode.*one of \['frozen', 'lora', 'full'\]"):
+        config_from_dict(NativeModelConfig, data | {"components": {"llm": {"mode": "half"}}})
+    with pytest.raises(ConfigError, match=r"components.vision.lora_targets.*unset unless mode is lora"):
+        config_from_dict(NativeModelConfig, data | {"components": {"llm": {"mode": "lora"}, "vision": {"mode": "full", "lora_targets": ["qkv"]}}})
