@@ -167,3 +167,33 @@ def test_init_builds_tiny_models_whose_config_lines_load(tmp_path, capsys):
     assert init_main(["--out", str(tmp_path / "tiny"), "--encoder", "video=vit"]) == 2
     assert "--encoder video=vit: a vit model cannot encode video" in capsys.readouterr().err
     assert init_main(["--out", str(tmp_path / "tiny"), "--encoder", "smell=vit"]) == 2
+
+
+def readme_commands() -> list[list[str]]:
+    """The README's command list, one argv per `emoreason ...` line (optional `[...]` parts dropped)."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Command line", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [re.sub(r"\[[^\]]*\]", "", line.split("  #")[0]).strip() for line in block.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("emoreason ") and "..." not in line]
+
+
+def test_readme_command_list_parses_in_pipeline_order(monkeypatch, capsys):
+    commands = readme_commands()
+    order = [argv[0] for argv in commands]
+    assert order.index("prep") < order.index("instruct") < order.index("train") < order.index("export")
+    for argv in commands:
+        parser = subcommand_parser(argv[0], monkeypatch)
+        parser.parse_args(argv[1:])  # SystemExit on a flag the command does not take
+        assert "deprecated" not in capsys.readouterr().err, argv
+
+
+def test_docs_and_configs_name_only_paths_the_tools_write():
+    texts = {p: p.read_text() for p in [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("configs/*/*.yaml")]}
+    for path, text in texts.items():
+        assert "../shared" not in text, f"{path} links outside the repository"
+        # training writes <output_dir>/model; the demo writes its samples under prep/ and names encoders by kind
+        for wrong in ("runs/mer/final", "runs/demo/train.jsonl", "encoders/audio"):
+            assert wrong not in text, f"{path} names {wrong}, which nothing writes"
