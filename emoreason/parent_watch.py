@@ -4,6 +4,9 @@ A killed main process (the OOM killer sends SIGKILL) runs no cleanup, so its poo
 idle forever holding their memory. Linux's PR_SET_PDEATHSIG covers a worker whose parent is the
 owner; a worker forked by multiprocessing's forkserver has the forkserver as its parent, and the
 forkserver itself only exits once its last worker has. So workers also watch the owner's pid.
+
+Child processes whose code is not ours (vLLM's engine core and its workers) cannot be told to
+watch: `start_reaper` runs a small watcher process that kills them once their owner is gone.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 POLL_SECONDS = 0.5
@@ -87,3 +92,59 @@ def exit_with(owner: tuple[int, str | None], poll_seconds: float = POLL_SECONDS)
                 os._exit(1)
 
     threading.Thread(target=watch, name="emoreason-parent-watch", daemon=True).start()
+
+
+def child_processes(pid: int) -> list[tuple[int, str | None]]:
+    """Identities of every process below `pid` (children, grandchildren, ...), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit() and (fields := _proc_stat(int(entry))) is not None:
+            parents[int(entry)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found.append(child)
+                frontier.append(child)
+    return [process_identity(child) for child in found]
+
+
+def start_reaper(children: list[tuple[int, str | None]], poll_seconds: float = POLL_SECONDS) -> subprocess.Popen | None:
+    """A watcher process that SIGKILLs `children` soon after this process dies, even by SIGKILL.
+
+    It exits by itself once the children are gone (a clean shutdown). None when there is nothing
+    to watch.
+    """
+    if not children:
+        return None
+    owner = process_identity(os.getpid())
+    args = [f"{pid}:{started}" for pid, started in [owner, *children]]
+    return subprocess.Popen(
+        [sys.executable, "-m", "emoreason.parent_watch", str(poll_seconds), *args],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C or a group kill aimed at the owner must not take the watcher first
+    )
+
+
+def _reap(poll_seconds: float, owner: tuple[int, str | None], children: list[tuple[int, str | None]]) -> None:
+    while any(is_alive(c) for c in children):
+        if not is_alive(owner):
+            for child in children:
+                if is_alive(child):  # the identity check: never a new process on a reused pid
+                    try:
+                        os.kill(child[0], signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            return
+        time.sleep(poll_seconds)
+
+
+def _identity(text: str) -> tuple[int, str | None]:
+    pid, _, started = text.partition(":")
+    return int(pid), None if started in ("", "None") else started
+
+
+if __name__ == "__main__":
+    _reap(float(sys.argv[1]), _identity(sys.argv[2]), [_identity(a) for a in sys.argv[3:]])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import itertools
+import os
 import queue
 import threading
 import time
@@ -23,6 +24,7 @@ import torch
 
 from emoreason.model.prompt_embedder import load_prompt_embedder
 from emoreason.model.trust import UserTrust
+from emoreason.parent_watch import child_processes, start_reaper
 from emoreason.serving.embed_batcher import EmbedBatcher
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
@@ -73,8 +75,12 @@ class VLLMEngine(LiveMediaEngine):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-engine-loop", daemon=True)
         self._thread.start()
+        before = set(child_processes(os.getpid()))
         # Built on its loop, so vLLM's output handler task lives where the requests are awaited.
         self._engine = self._call(self._make_engine(AsyncLLM, args))
+        # vLLM's engine core outlives a SIGKILLed parent (the OOM killer's way), holding its memory:
+        # a watcher kills the processes vLLM started once this one is gone.
+        self._reaper = start_reaper([c for c in child_processes(os.getpid()) if c not in before])
         atexit.register(self.close)
 
     @staticmethod
@@ -171,6 +177,9 @@ class VLLMEngine(LiveMediaEngine):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop.close()
+        if self._reaper is not None:
+            self._reaper.kill()
+            self._reaper.wait()
 
     def __enter__(self) -> VLLMEngine:
         return self
