@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import socket
 import statistics
 import sys
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-mib", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    # Training logs print to stdout: point fd 1 at stderr for the run, so stdout carries the JSON alone.
+    json_out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
 
     from bench_serve import build_model
 
@@ -128,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": rounds,
             },
             indent=2,
-        )
+        ),
+        file=json_out,
+        flush=True,
     )
     return 0
 
