@@ -1,0 +1,159 @@
+"""What the model saw of a request's media, computed with the model's own media settings and functions.
+
+Everything here calls what the engine calls: `decode_frames`/`decode_image` with the model's frame
+sampling, its face detector with `crop_main_faces` (so the crops shown are the crops encoded),
+`decode_audio` at the encoders' sample rate, and the `Featurizer` once per modality for presence,
+the reason of an absence, the feature shape and the time that modality takes on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from emoreason.constants import AUDIO_SAMPLE_RATE
+from emoreason.encoders.config import EncoderConfig
+from emoreason.features.media_config import MediaConfig
+from emoreason.media.errors import REASONS, MediaError
+from emoreason.web.drawing import draw_boxes, waveform_image
+
+
+@dataclasses.dataclass
+class ModalityRow:
+    modality: str
+    status: str  # "present" | "absent"
+    reason: str  # an emoreason.media.errors.REASONS key, "" when present
+    detail: str
+    shape: str  # "[t, d]" of the features, "" when absent
+    seconds: float
+
+
+@dataclasses.dataclass
+class SeenReport:
+    frames: list[tuple[np.ndarray, str]] = dataclasses.field(default_factory=list)
+    """Sampled frames with the face boxes drawn, and a caption (time, face or not)."""
+    crops: list[tuple[np.ndarray, str]] = dataclasses.field(default_factory=list)
+    """The face crops the face encoder gets, one per frame with a face."""
+    waveform: np.ndarray | None = None
+    modalities: list[ModalityRow] = dataclasses.field(default_factory=list)
+    steps: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Seconds of the shared steps: decoding the frames, detecting faces, decoding the audio."""
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ModelMedia:
+    """The parts of a model that turn media into features."""
+
+    encoders: Mapping[str, EncoderConfig]
+    media: MediaConfig
+    modalities: Sequence[str]
+
+    @classmethod
+    def of_engine(cls, engine) -> ModelMedia | None:
+        """From a live-media engine (hf or vllm backend); None for an engine that does not say."""
+        extractor = getattr(engine, "extractor", None)
+        if extractor is None or not hasattr(engine, "modalities"):
+            return None
+        return cls(extractor.encoders, extractor.media, list(engine.modalities))
+
+    @classmethod
+    def of_model_dir(cls, model_dir: str | Path, trust=None) -> ModelMedia:
+        """From a model directory's config alone (no LLM loaded), under the user's trust choices."""
+        from emoreason.model.loading import read_model_config
+
+        config, _ = read_model_config(model_dir, trust)
+        return cls(config.encoders, config.media, list(config.modalities))
+
+
+class Inspector:
+    """Builds SeenReports for one model; one report at a time (the face detector is not shared across threads)."""
+
+    def __init__(self, model: ModelMedia):
+        import threading
+
+        self.model = model
+        self._detector = None
+        self._lock = threading.Lock()
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from emoreason.media.faces import build_face_detector
+
+            faces = self.model.media.faces
+            self._detector = build_face_detector(faces.detector, **faces.detector_args)
+        return self._detector
+
+    def inspect(self, files: Mapping[str, Path]) -> SeenReport:
+        with self._lock:
+            report = SeenReport()
+            visual = files.get("video") or files.get("image")
+            if visual is not None:
+                self._frames(Path(visual), "video" if "video" in files else "image", report)
+            sound = files.get("audio") or files.get("video")
+            if sound is not None:
+                self._waveform(Path(sound), report)
+            self._modalities(files, report)
+            return report
+
+    def _frames(self, path: Path, kind: str, report: SeenReport) -> None:
+        from emoreason.media.faces import crop_main_faces, main_face
+        from emoreason.media.image import decode_image
+        from emoreason.media.video import decode_frames
+
+        start = time.perf_counter()
+        try:
+            if kind == "video":
+                decoded = decode_frames(path, self.model.media.video)
+                frames, times = decoded.frames, [float(t) for t in decoded.times]
+            else:
+                frames, times = decode_image(path)[None], [0.0]
+        except MediaError as exc:
+            report.notes.append(f"frames: {REASONS[exc.reason]}" + (f" ({exc.detail})" if exc.detail else ""))
+            return
+        report.steps["decode frames"] = time.perf_counter() - start
+        faces = self.model.media.faces
+        start = time.perf_counter()
+        crops, missing = crop_main_faces(frames, self.detector, faces.margin, faces.size)  # what the face encoder gets
+        boxes = [self.detector.detect(frame) for frame in frames]  # again, to draw them: crop_main_faces keeps none
+        report.steps["detect faces"] = time.perf_counter() - start
+        without = set(missing)
+        with_face = [i for i in range(len(frames)) if i not in without]
+        for i, (frame, found) in enumerate(zip(frames, boxes)):
+            caption = f"t={times[i]:.2f}s " + ("face" if i in with_face else "no face")
+            report.frames.append((draw_boxes(frame, found, main_face(found)), caption))
+        report.crops = [(crop, f"t={times[i]:.2f}s") for crop, i in zip(crops, with_face)]
+
+    def _waveform(self, path: Path, report: SeenReport) -> None:
+        from emoreason.media.audio import decode_audio
+
+        start = time.perf_counter()
+        try:
+            wave = decode_audio(path, AUDIO_SAMPLE_RATE, self.model.media.audio.max_seconds)  # [n]
+        except MediaError as exc:
+            report.notes.append(f"audio: {REASONS[exc.reason]}" + (f" ({exc.detail})" if exc.detail else ""))
+            return
+        report.steps["decode audio"] = time.perf_counter() - start
+        report.waveform = waveform_image(wave)
+        report.notes.append(f"audio: {len(wave) / AUDIO_SAMPLE_RATE:.2f} s at {AUDIO_SAMPLE_RATE} Hz mono")
+
+    def _modalities(self, files: Mapping[str, Path], report: SeenReport) -> None:
+        from emoreason.features.featurizer import Featurizer
+
+        featurizer = Featurizer(self.model.encoders, self.model.media, face_detector=self.detector)
+        for modality in self.model.modalities:
+            start = time.perf_counter()
+            result = featurizer.featurize(dict(files), [modality])  # alone, so its time is its own
+            seconds = time.perf_counter() - start
+            if modality in result.features:
+                shape = "[" + ", ".join(str(n) for n in result.features[modality].shape) + "]"
+                report.modalities.append(ModalityRow(modality, "present", "", "", shape, seconds))
+            else:
+                absence = result.absent.get(modality)
+                reason = absence.reason if absence else ""
+                report.modalities.append(ModalityRow(modality, "absent", reason, absence.message if absence else "", "", seconds))
