@@ -86,3 +86,28 @@ def test_audio_on_a_backbone_without_an_audio_tower(tmp_path_factory):
     processor = NativeProcessor.from_pretrained(twin_dir(tmp_path_factory, "internvl"))
     with pytest.raises(ValueError, match="no audio tower"):
         processor.audio_inputs(torch.zeros(16000).numpy())
+
+
+def test_cached_inputs_equal_live_ones(omni, clip, tmp_path):
+    from emoreason.native.cache import NativeInputCache
+
+    live = omni.featurize({"video": clip})
+    cached = NativeFeaturizer(omni.processor, omni.frames, cache=NativeInputCache(tmp_path / "cache"))
+    first = cached.featurize({"video": clip})  # fills the cache
+    files = sorted((tmp_path / "cache").rglob("*.safetensors"))
+    assert [f.parts[-3] for f in files] == sorted(["audio", "video"])
+    second = cached.featurize({"video": clip})
+    assert second.frames_decoded == 0 and second.frame_times == live.frame_times  # read, not decoded
+    for result in (first, second):
+        for modality, item in live.inputs.items():
+            got = result.inputs[modality]
+            assert (got.text, got.num_tokens) == (item.text, item.num_tokens)
+            assert got.tensors.keys() == item.tensors.keys()
+            for name, tensor in item.tensors.items():
+                assert torch.equal(got.tensors[name], tensor), (modality, name)
+    # A different frame sampling is a different key: the video is recomputed, the audio reused.
+    other = NativeFeaturizer(omni.processor, FrameSampling(num_frames=6), cache=NativeInputCache(tmp_path / "cache"))
+    assert other.featurize({"video": clip}).inputs["video"].tensors["video_grid_thw"][0, 0] == 3
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 3
+    files[0].write_bytes(b"not safetensors")  # a damaged entry is recomputed, not fatal
+    assert set(cached.featurize({"video": clip}).inputs) == {"audio", "video"}

@@ -15,6 +15,7 @@ backbone has no tower for is not requested.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,10 +48,26 @@ class NativeFeaturized:
 
 
 class NativeFeaturizer:
-    def __init__(self, processor: NativeProcessor, frames: FrameSampling | None = None, audio: AudioDecodeConfig | None = None):
+    def __init__(self, processor: NativeProcessor, frames: FrameSampling | None = None, audio: AudioDecodeConfig | None = None,
+                 cache=None):
+        """cache: a NativeInputCache to read and fill (prep fills it; training reads it)."""
         self.processor = processor
         self.frames = frames or FrameSampling()
         self.audio = audio or AudioDecodeConfig()
+        self.cache = cache
+        self._settings: dict | None = None
+
+    def settings(self, modality: str) -> dict:
+        """Every setting that shapes this modality's processed inputs (the cache key)."""
+        from emoreason.native.cache import processor_settings
+
+        if self._settings is None:
+            self._settings = processor_settings(self.processor)
+        if modality == "video":
+            return self._settings | {"frames": dataclasses.asdict(self.frames)}
+        if modality == "audio":
+            return self._settings | {"audio_max_seconds": self.audio.max_seconds}
+        return self._settings
 
     @property
     def modalities(self) -> list[str]:
@@ -77,10 +94,24 @@ class NativeFeaturizer:
                 out.absent[modality] = Absence.from_error(modality, exc, file_checked=False)
                 continue
             try:
-                out.inputs[modality] = self._process(modality, Path(files[kind]), out)
+                out.inputs[modality] = self._cached_or_processed(modality, Path(files[kind]), out)
             except MediaError as exc:
                 out.absent[modality] = Absence.from_error(modality, exc)
         return out
+
+    def _cached_or_processed(self, modality: str, path: Path, out: NativeFeaturized) -> ModalityInputs:
+        if self.cache is None:
+            return self._process(modality, path, out)
+        key = self.cache.key(modality, path, self.settings(modality))
+        hit = self.cache.get(modality, key)
+        if hit is not None:
+            item, extra = hit
+            if "frame_times" in extra:
+                out.frame_times = json.loads(extra["frame_times"])
+            return item
+        item = self._process(modality, path, out)
+        self.cache.put(key, item, {"frame_times": out.frame_times} if modality == "video" else None)
+        return item
 
     def _process(self, modality: str, path: Path, out: NativeFeaturized) -> ModalityInputs:
         if modality == "video":
