@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("emoreason.serving.export", "merge the LoRA into a standalone serving checkpoint"),
     "serve": ("emoreason.serving.serve_cli", "OpenAI-compatible HTTP server (hf or vllm backend)"),
     "chat": ("emoreason.serving.chat", "multi-turn chat in the terminal, media attached by path"),
+    "web": ("emoreason.web.web_cli", "browser app: chat about a clip, what the model saw, eval results"),
     "infer": ("emoreason.serving.infer", "batch predictions over a schema JSONL (resumable)"),
     "eval": ("emoreason.eval.eval_cli", "score predictions, write results with provenance and the leaderboard"),
     "submit": ("emoreason.eval.submit_cli", "write and validate MER2023/MER2025/EMER leaderboard files"),

@@ -158,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         "--name", "tiny-demo", "--model", str(export_dir), "--labels", ",".join(data.labels),
     ])
     print((board / "leaderboard.md").read_text(), end="")
+    # The venv's own script, so the line works pasted into a shell where the venv is not activated.
+    command = Path(sys.executable).parent / "emoreason"
+    print(f"open the model and these results in a browser (127.0.0.1 only):\n  {command if command.exists() else 'emoreason'} web "
+          f"--model {export_dir} --media-root {data_root} --results {board}")
     return 0
 
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Creates the project virtualenv from the project's own files; re-running is cheap when nothing changed.
 #   VENV    where to put it (default .venv)
-#   EXTRAS  pyproject extras to install (default dev,train,eval plus serve on a GPU machine, serve-cpu elsewhere)
+#   EXTRAS  pyproject extras to install (default dev,train,eval,web plus serve on a GPU machine, serve-cpu elsewhere)
 #   PYTHON  interpreter to build it from (default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 if command -v nvidia-smi >/dev/null 2>&1; then serve=serve; else serve=serve-cpu; fi
-EXTRAS=${EXTRAS:-dev,train,eval,$serve}
+EXTRAS=${EXTRAS:-dev,train,eval,web,$serve}
 PYTHON=${PYTHON:-python3}
 
 stamp="$VENV/.emoreason-installed"
