@@ -36,6 +36,9 @@ class UploadLimits:
 def describe(exc: MediaError, name: str) -> str:
     """A MediaError in the user's terms: their name for the file, not a temporary path."""
     detail = exc.detail.replace(exc.path, name) if exc.path else exc.detail  # decoders quote the path they opened
+    if exc.reason == "outside_root":
+        # REASONS says "data root", prep's name for it; in this app every confined path is under the media root.
+        return f"{name}: outside the media root" + (f" ({detail})" if detail else "")
     return f"{name}: {REASONS[exc.reason]}" + (f" ({detail})" if detail else "")
 
 
