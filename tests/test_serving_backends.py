@@ -120,7 +120,7 @@ BAD_REQUESTS = {
     "outside-root": (lambda clip: user(QUESTION, video("../" + clip)), 403, "path_outside_media_root"),
     "unsupported": (lambda clip: user(QUESTION, {"type": "image_url", "image_url": {"url": "data:application/pdf;base64,JVBERi0="}}), 415, "unsupported_media_type"),
     "two-placeholders": (lambda clip: user("<video><video>", video(clip)), 400, None),  # the engine refuses: ValueError
-    "too-long-prompt": (lambda clip: user("x " * 5000, video(clip)), 400, None),  # over the model's max_length
+    "too-long-prompt": (lambda clip: user("x " * 5000, video(clip)), 400, "context_length_exceeded"),  # over max_length, before media work
 }
 
 
