@@ -359,10 +359,9 @@ def _expected(path: list, error: dict) -> str:
     if path[-1:] == ["content"]:
         return parts
     if len(path) >= 4 and path[2] == "content" and isinstance(path[3], int):
+        # The part's kind: the field that went wrong (`video_url`), else the part's own "type".
         given = error.get("input")
-        kind = given.get("type") if isinstance(given, dict) else None
-        if len(path) > 4 and isinstance(path[4], str):
-            kind = next((k for k in PART_SHAPES if k in map(str, path[4:5])), kind)
+        kind = path[4] if len(path) > 4 and path[4] in PART_SHAPES else given.get("type") if isinstance(given, dict) else None
         return f"; expected {PART_SHAPES[kind]}" if kind in PART_SHAPES else parts
     if len(path) == 3 and path[0] == "messages" and path[2] in PART_SHAPES:
         return f"; media goes in the message's content list: {{\"role\": \"user\", \"content\": [{PART_SHAPES['text']}, {PART_SHAPES[path[2]]}]}}"
