@@ -7,8 +7,7 @@ import dataclasses
 from emoreason.config import check
 from emoreason.constants import MODALITIES
 from emoreason.encoders.config import EncoderConfig
-from emoreason.features.media_config import AudioDecodeConfig, FaceCropConfig, MediaConfig
-from emoreason.media.video import FrameSampling
+from emoreason.features.media_config import MediaConfig
 
 
 @dataclasses.dataclass
@@ -27,9 +26,8 @@ class PrepConfig:
     """Worker processes; 1 runs in this process."""
     threads_per_worker: int | None = None
     """Torch/OpenCV threads per worker; None shares the machine's cores evenly among the workers."""
-    video: FrameSampling = dataclasses.field(default_factory=FrameSampling)
-    audio: AudioDecodeConfig = dataclasses.field(default_factory=AudioDecodeConfig)
-    faces: FaceCropConfig = dataclasses.field(default_factory=FaceCropConfig)
+    media: MediaConfig = dataclasses.field(default_factory=MediaConfig)
+    """Frame sampling, face crops and audio limits: the same block a train config has under model.media."""
     required_modalities: list[str] = dataclasses.field(default_factory=list)
     """A sample missing one of these fails; otherwise a sample missing some modality is written as partial."""
     progress: bool = True
@@ -44,5 +42,3 @@ class PrepConfig:
         check(self.workers >= 1, "workers", "an integer >= 1", self.workers)
         check(self.threads_per_worker is None or self.threads_per_worker >= 1, "threads_per_worker", "null or an integer >= 1", self.threads_per_worker)
 
-    def media(self) -> MediaConfig:
-        return MediaConfig(video=self.video, audio=self.audio, faces=self.faces)

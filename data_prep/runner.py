@@ -19,13 +19,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from emoreason.config import config_to_dict
+from emoreason.config import ConfigError, config_to_dict
 from emoreason.data_prep.extract import SampleExtractor, SampleResult
 from emoreason.data_prep.manifest import read_prep_input
 from emoreason.data_prep.prep_config import PrepConfig
 from emoreason.data_prep.recheck import drop_damaged_samples
 from emoreason.data_prep.report import PrepReport
-from emoreason.features.live import Issue
+from emoreason.features.contract import FeaturizerSettings, check_agreement, read_contract, write_contract
+from emoreason.features.featurizer import Absence
 from emoreason.jsonl import JsonlAppender, read_complete_records
 from emoreason.parent_watch import exit_with, process_identity
 from emoreason.schema import Sample, SchemaError
@@ -62,7 +63,7 @@ def _safe_process(extractor: SampleExtractor, sample: Sample) -> SampleResult:
     try:
         return extractor.process(sample)
     except Exception as exc:  # one bad clip must never stop the batch
-        return SampleResult(sample.id, "failed", [Issue("*", "unreadable", f"{type(exc).__name__}: {exc}"[:500])])
+        return SampleResult(sample.id, "failed", [Absence("*", "unreadable", f"{type(exc).__name__}: {exc}"[:500])])
 
 
 def resolve_paths(cfg: PrepConfig) -> tuple[Path, Path]:
@@ -114,14 +115,34 @@ def _run_in_pool(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_roo
                 for sample in in_flight.values():
                     crashes[sample.id] = crashes.get(sample.id, 0) + 1
                     if crashes[sample.id] >= 2:
-                        yield SampleResult(sample.id, "failed", [Issue("*", "unreadable", "a worker crashed while decoding this sample")])
+                        yield SampleResult(sample.id, "failed", [Absence("*", "unreadable", "a worker crashed while decoding this sample")])
                     else:
                         queue.append(sample)
+
+
+def claim_output_dir(cfg: PrepConfig, out_dir: Path) -> None:
+    """Write the featurizer contract, or refuse a re-run whose settings differ from the earlier run's.
+
+    Features of both settings in one samples.jsonl would train a model on a mix it is never served.
+    """
+    settings = FeaturizerSettings(cfg.encoders, cfg.media)
+    earlier = read_contract(out_dir / SAMPLES_FILE)
+    if earlier is not None and (out_dir / SAMPLES_FILE).exists():
+        try:
+            check_agreement(settings, earlier, sorted(cfg.encoders), prefix="")
+        except ConfigError as exc:
+            raise ConfigError(f"{out_dir} holds features prepped with other settings: {exc}. "
+                              "Prep into a new output_dir (the feature cache can be shared).") from None
+        for modality in earlier.settings.encoders:
+            if modality not in cfg.encoders:
+                raise ConfigError(f"{out_dir} was prepped with a {modality} encoder this config lacks; prep into a new output_dir")
+    write_contract(out_dir, settings)
 
 
 def run_prep(cfg: PrepConfig) -> PrepReport:
     out_dir, data_root = resolve_paths(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(cfg, out_dir)
     input_errors: list[SchemaError] = []
     samples = read_prep_input(cfg.input, input_errors)
 

@@ -119,7 +119,7 @@ def test_cache_is_reused_and_invalidated_by_settings(tmp_path, synthetic, encode
     assert [p.stat().st_mtime_ns for p in entries] == mtimes, "unchanged settings must hit the cache"
     assert again.frames_decoded == 0 and base.frames_decoded > 0
 
-    prep(encoders, input, tmp_path / "c", f"feature_cache={cache}", "video.num_frames=4")
+    prep(encoders, input, tmp_path / "c", f"feature_cache={cache}", "media.video.num_frames=4")
     frames_changed = keys(tmp_path / "c")
     for (sample_id, modality), key in first.items():
         assert (frames_changed[(sample_id, modality)] == key) == (modality == "audio"), modality
@@ -129,7 +129,7 @@ def test_cache_is_reused_and_invalidated_by_settings(tmp_path, synthetic, encode
     for (sample_id, modality), key in first.items():
         assert (layer_changed[(sample_id, modality)] == key) == (modality != "audio"), modality
 
-    prep(encoders, input, tmp_path / "e", f"feature_cache={cache}", "faces.margin=0.5")
+    prep(encoders, input, tmp_path / "e", f"feature_cache={cache}", "media.faces.margin=0.5")
     margin_changed = keys(tmp_path / "e")
     for (sample_id, modality), key in first.items():
         assert (margin_changed[(sample_id, modality)] == key) == (modality != "face"), modality

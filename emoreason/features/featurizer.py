@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import torch
 
 from emoreason.constants import AUDIO_SAMPLE_RATE, MEDIA_KINDS, MODALITY_TABLE, VISUAL_MODALITIES
 from emoreason.encoders.config import EncoderConfig
+from emoreason.features.cache import FeatureFileError, read_feature_file
 from emoreason.features.media_config import MediaConfig
 from emoreason.media.errors import MediaError, check_file
 from emoreason.schema import FaceRecord, Sample
@@ -41,8 +43,9 @@ MIN_AUDIO_SAMPLES = 400
 # Reasons that say what a readable file lacks, not that the file is broken: the modality is just absent.
 ABSENT_REASONS = frozenset({"no_audio", "no_video", "no_face", "empty"})
 
-MediaFiles = Mapping[str, Path]
-"""Media kind ("video", "audio", "image") -> file; at most one file per kind."""
+MediaFiles = Mapping[str, "Path | MediaError"]
+"""Media kind ("video", "audio", "image") -> its file, or the MediaError that already refused it (a path
+outside the data root); at most one file per kind."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +56,10 @@ class Absence:
     reason: str
     """A key of emoreason.media.errors.REASONS."""
     message: str
-    fault: bool
+    fault: bool = True
     """True when the input is at fault (a missing, corrupt or over-long file), not merely lacking the modality."""
+    error: MediaError | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The error behind a fault, re-raised as it was by `Featurized.raise_for_fault`."""
 
     def to_json(self) -> dict[str, str]:
         return {"modality": self.modality, "reason": self.reason, "message": self.message}
@@ -62,7 +67,8 @@ class Absence:
     @classmethod
     def from_error(cls, modality: str, exc: MediaError, file_checked: bool = True) -> Absence:
         # check_file's "empty" is a zero-length file (a fault); after it passed, "empty" is an empty track.
-        return cls(modality, exc.reason, str(exc), fault=not file_checked or exc.reason not in ABSENT_REASONS)
+        fault = not file_checked or exc.reason not in ABSENT_REASONS
+        return cls(modality, exc.reason, str(exc), fault=fault, error=exc)
 
 
 @dataclasses.dataclass
@@ -85,12 +91,23 @@ class Featurized:
     def raise_for_fault(self) -> None:
         """MediaError for the first fault: the request's media is unusable, not just lacking a modality."""
         for absence in self.faults():
-            raise MediaError(absence.reason, None, absence.message)
+            raise absence.error or MediaError(absence.reason, None, absence.message)
 
 
-def sample_files(sample: Sample, data_root: str | os.PathLike) -> dict[str, Path]:
-    """The sample's media files resolved against its data root."""
-    return {kind: path for kind in MEDIA_KINDS if (path := sample.media_path(kind, data_root)) is not None}
+def sample_files(sample: Sample, data_root: str | os.PathLike) -> dict[str, Path | MediaError]:
+    """The sample's media files, each confined to the data root by the rule the server applies to its media root."""
+    from emoreason.media.paths import confined_path
+
+    files: dict[str, Path | MediaError] = {}
+    for kind in MEDIA_KINDS:
+        relative = getattr(sample.media, kind)
+        if relative is None:
+            continue
+        try:
+            files[kind] = confined_path(relative, data_root)
+        except MediaError as exc:
+            files[kind] = exc
+    return files
 
 
 @dataclasses.dataclass
@@ -147,6 +164,8 @@ class Featurizer:
         checked: dict[str, MediaError | None] = {}
         for kind, path in files.items():
             try:
+                if isinstance(path, MediaError):
+                    raise path
                 check_file(path)
                 checked[kind] = None
             except MediaError as exc:
@@ -171,7 +190,7 @@ class Featurizer:
             by_source.setdefault(kind, []).append(m)
 
         for kind, group in by_source.items():
-            todo = [m for m in group if not self._from_cache(m, media_hash(kind) if self.cache else "", out)]
+            todo = [m for m in group if not self._from_cache(m, media_hash(kind) if self.cache else "", out, sample_id)]
             if not todo:
                 continue
             audio_here = [m for m in todo if m == "audio"]
@@ -199,15 +218,20 @@ class Featurizer:
         enc = self.encoders[modality]
         return self.cache.make_key(modality, media_hash, enc.model, model_fingerprint(enc.model), self.settings(modality))
 
-    def _from_cache(self, modality: str, media_hash: str, out: Featurized) -> bool:
+    def _from_cache(self, modality: str, media_hash: str, out: Featurized, sample_id: str | None) -> bool:
         if self.cache is None:
             return False
         key = self._key(modality, media_hash)
         out.cache_keys[modality] = key
-        entry = self.cache.get_entry(modality, key)
-        if entry is None:
+        path = self.cache.path_for(modality, key)
+        if not path.exists():
             return False
-        features, metadata = entry
+        try:
+            features, metadata = read_feature_file(path)
+        except FeatureFileError as exc:
+            # A damaged entry is never used: say so, and let the caller recompute (and overwrite) it.
+            print(f"featurizer: {path} (sample {sample_id}, {modality}): {exc.reason}; recomputing", file=sys.stderr)
+            return False
         if modality == "face":
             # The face record travels in the entry's metadata, so a cache hit still knows which frames had faces.
             if "face_record" not in metadata:
