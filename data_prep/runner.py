@@ -3,7 +3,8 @@
 Resume contract: samples.jsonl only ever gains complete lines (flushed and fsynced one by one),
 feature files are written atomically, so after a kill a re-run skips the ids already in
 samples.jsonl and redoes the rest; nothing is lost or duplicated. A finished sample whose feature
-files no longer verify (data_prep/recheck.py) is redone too.
+files no longer verify (data_prep/recheck.py) is redone too, and so is one whose line was garbled
+(reported by file and line, and removed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +29,7 @@ from emoreason.data_prep.recheck import drop_damaged_samples
 from emoreason.data_prep.report import PrepReport
 from emoreason.features.contract import FeaturizerSettings, check_agreement, read_contract, write_contract
 from emoreason.features.featurizer import Absence
-from emoreason.jsonl import JsonlAppender, read_complete_records
+from emoreason.jsonl import JsonlAppender, drop_bad_lines, read_complete_records
 from emoreason.parent_watch import exit_with, process_identity
 from emoreason.schema import Sample, SchemaError
 
@@ -147,6 +149,10 @@ def run_prep(cfg: PrepConfig) -> PrepReport:
     samples = read_prep_input(cfg.input, input_errors)
 
     # Finished samples whose feature files are damaged lose their lines here, so this run redoes them.
+    # A garbled line (a bad disk block, a hand edit) names no trustworthy id: drop it, and its sample is redone.
+    for name in (SAMPLES_FILE, STATUS_FILE):
+        for problem in drop_bad_lines(out_dir / name, required=("id",)):
+            print(f"prep: {problem}; removed it", file=sys.stderr)
     drop_damaged_samples(out_dir / SAMPLES_FILE, out_dir / STATUS_FILE)
     done_ids = {r["id"] for r in read_complete_records(out_dir / SAMPLES_FILE)}
     previous = {r["id"]: r for r in read_complete_records(out_dir / STATUS_FILE)}

@@ -303,3 +303,20 @@ def test_prep_names_what_is_wrong_with_each_path(tmp_path, media_dir, encoders):
     assert reasons["narrow"] == {"audio": "no_audio", "face": "no_face"} and problems["narrow"]["status"] == "partial"
     for text in messages.values():
         assert "/github/" not in text and ".cc:" not in text  # no decoder build paths
+
+
+def test_a_garbled_line_in_samples_jsonl_is_removed_and_its_sample_redone(tmp_path, synthetic, encoders, capsys):
+    out = tmp_path / "out"
+    prep(encoders, synthetic / "samples.jsonl", out)
+    lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
+    garbled = json.loads(lines[1])["id"]
+    lines[1] = lines[1][:20] + "\x00\x00 a bad disk block\n"
+    (out / "samples.jsonl").write_text("".join(lines))
+    capsys.readouterr()
+
+    report = prep(encoders, synthetic / "samples.jsonl", out)
+    assert "samples.jsonl line 2: not valid JSON" in capsys.readouterr().err
+    assert report.processed() == 1 and report.already_done == len(lines) - 1
+    ids = [s.id for s in load_samples(out / "samples.jsonl")]
+    assert ids[:-1] == [json.loads(line)["id"] for i, line in enumerate(lines) if i != 1]  # the good lines, kept in order
+    assert len(ids) == len(set(ids)) == len(lines) and ids[-1] == garbled
