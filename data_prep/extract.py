@@ -12,6 +12,7 @@ from typing import Any
 
 from emoreason.data_prep.prep_config import PrepConfig
 from emoreason.features.cache import FeatureCache
+from emoreason.features.contract import absolute_model_ref
 from emoreason.features.featurizer import Absence, Featurizer, sample_files
 from emoreason.schema import FeatureRef, Sample
 
@@ -40,13 +41,15 @@ class SampleExtractor:
         self.samples_dir = Path(samples_dir)
         self.data_root = Path(data_root)
         self.featurizer = prep_featurizer(cfg, samples_dir)
+        # Recorded in each FeatureRef: absolute for a local checkpoint, so training can check it from anywhere.
+        self.encoder_refs = {m: absolute_model_ref(e.model) for m, e in cfg.encoders.items()}
 
     def process(self, sample: Sample) -> SampleResult:
         result = self.featurizer.featurize(sample_files(sample, self.data_root), sample_id=sample.id)
         issues = list(result.absent.values())
         cache = self.featurizer.cache
         refs: dict[str, FeatureRef] = {
-            m: cache.ref(m, result.cache_keys[m], self.cfg.encoders[m].model, list(t.shape), self.samples_dir)
+            m: cache.ref(m, result.cache_keys[m], self.encoder_refs[m], list(t.shape), self.samples_dir)
             for m, t in result.features.items()
         }
         failed_required = any(i.modality in self.cfg.required_modalities for i in issues)

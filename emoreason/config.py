@@ -197,18 +197,22 @@ def read_yaml_file(path: str | Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Read YAML at `path` (optional), apply `a.b=value` overrides, validate into `cls`."""
+def read_config_data(path: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The YAML mapping at `path` (optional) with `a.b=value` overrides applied, not yet validated."""
     data: dict[str, Any] = {}
-    source = "<command line>"
     if path is not None:
-        source = str(path)
         loaded = read_yaml_file(path)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
         data = loaded or {}
     apply_overrides(data, overrides or [])
-    return config_from_dict(cls, data, source, overrides)
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Read YAML at `path` (optional), apply `a.b=value` overrides, validate into `cls`."""
+    source = str(path) if path is not None else "<command line>"
+    return config_from_dict(cls, read_config_data(path, overrides), source, overrides)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """`emoreason demo`: the whole pipeline on the embedded default, offline, on a CPU.
 
-1. generate the synthetic emotion clips (emotion carried only by face and voice),
-2. build tiny random-weight encoders and a tiny LLM from their transformers configs,
-3. `prep`: decode, crop faces, run the encoders, cache features,
-4. build recognition conversations and split train / held-out,
-5. `train` the tiny instruct recipe and print held-out accuracy, with and without the media,
-6. `export` the model (LoRA merged), `infer` over the held-out clips with features computed live
-   from the media, and show one `chat` exchange,
-7. `eval` the predictions: results with provenance, plots and the leaderboard.
+1. synthetic clips (emotion carried only by face and voice), tiny random-weight encoders and a tiny
+   LLM built from their transformers configs, `prep` (decode, crop faces, run the encoders, cache
+   features), recognition conversations split train / held-out;
+2. `train` the tiny instruct recipe;
+3. held-out accuracy, with and without the media;
+4. `export` the model (LoRA merged) and `infer` over the held-out clips with features computed live;
+5. one `chat` exchange;
+6. `eval` the predictions: results with provenance, plots and the leaderboard.
 
 The functions here are also the tiny recipe's fixtures for tests and benchmarks.
 """
@@ -21,11 +21,11 @@ import json
 import sys
 from pathlib import Path
 
+from emoreason.constants import MODALITIES
 from emoreason.schema import load_samples
 
 PREP_CONFIG = "configs/prep/demo.yaml"
 TRAIN_CONFIG = "configs/train/tiny_instruct.yaml"
-MODALITIES = ["audio", "face", "video", "frame"]
 
 
 @dataclasses.dataclass
@@ -40,9 +40,9 @@ class TinyData:
     prep_report: dict
 
     def train_overrides(self, output_dir: str | Path) -> list[str]:
-        """Overrides that point configs/train/tiny_instruct.yaml at this workspace."""
-        fill = [f"model.llm={self.llm}", f"data.train={self.train}", f"optim.output_dir={output_dir}"]
-        return fill + [f"model.encoders.{m}.model={p}" for m, p in self.encoders.items()]
+        """Overrides that point configs/train/tiny_instruct.yaml at this workspace (the encoders and media
+        settings come from prep's featurizer.json beside the training file)."""
+        return [f"model.llm={self.llm}", f"data.train={self.train}", f"optim.output_dir={output_dir}"]
 
 
 def split_heldout(samples: list, num_classes: int, every: int = 4) -> tuple[list, list]:
@@ -81,7 +81,7 @@ def prepare_tiny_data(
 
     prepped = load_samples(workdir / "prep" / "samples.jsonl")
     labels = sorted({s.targets.emotion for s in prepped if s.targets and s.targets.emotion})
-    conversations = build_conversations(prepped, "recognition", modalities=MODALITIES, seed=seed, labels=labels)
+    conversations = build_conversations(prepped, "recognition", modalities=list(MODALITIES), seed=seed, labels=labels)
     order = {s.id: i for i, s in enumerate(load_samples(data_dir / "samples.jsonl"))}
     conversations.sort(key=lambda s: order[s.id])
     train, heldout = split_heldout(conversations, len(labels))

@@ -78,7 +78,8 @@ def config_lines(llm: str, encoders: dict[str, str]) -> dict[str, list[str]]:
     """The overrides that point the tiny prep and train configs at these models."""
     return {
         "prep": [f"encoders.{m}.model={p}" for m, p in encoders.items()],
-        "train": [f"model.llm={llm}"] + [f"model.encoders.{m}.model={p}" for m, p in encoders.items()],
+        # Training on prep's output takes the encoders from prep's featurizer.json: only the LLM is new.
+        "train": [f"model.llm={llm}"],
     }
 
 

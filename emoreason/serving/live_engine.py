@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from emoreason.features.live import MediaFeatureExtractor
+from emoreason.features.featurizer import Featurizer
 from emoreason.model.config import ModelConfig
 from emoreason.model.processor import EmotionProcessor
 from emoreason.serving.engine import Completion, GenerationRequest, default_model_name
@@ -33,7 +33,7 @@ class LiveMediaEngine:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
         self.modalities = config.modalities
-        self.extractor = MediaFeatureExtractor(config.encoders, config.media)
+        self.featurizer = Featurizer(config.encoders, config.media)
         self.model_name = model_name or default_model_name(model_dir)
         self.max_batch_size = max_batch_size
         # The encoders and the face detector are shared: one request's media at a time.
@@ -41,7 +41,7 @@ class LiveMediaEngine:
 
     def prepare(self, request: GenerationRequest) -> PreparedRequest:
         """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
-        return prepare_request(request, self.extractor, self.processor, self.modalities, self._media_lock)
+        return prepare_request(request, self.featurizer, self.processor, self.modalities, self._media_lock)
 
     def check_prompt(self, request: GenerationRequest) -> None:
         """ValueError (PromptTooLong over the context length) for a request refused on its text alone.

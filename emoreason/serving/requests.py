@@ -1,14 +1,14 @@
 """A GenerationRequest -> the prompt tokens and live features every backend feeds its LLM.
 
-Media runs decode -> faces -> frozen encoders here, with the model's own encoder and media
-settings, and the features are rounded to fp16 exactly as the prep cache stores them, so a
-served model sees what it was trained on. Two kinds of failure are told apart:
+The media goes through the model's own Featurizer (emoreason/features/featurizer.py), the one
+implementation prep and training use too, so a served model sees the fp16 features it was trained
+on. Its two kinds of failure map onto the two answers a server gives:
 
-- the request's media is unusable (missing, zero-length, corrupt, not media, too long): MediaError,
+- a fault (the request's media is missing, zero-length, corrupt, not media, too long): MediaError,
   which a server answers with a 4xx;
-- a modality the media simply lacks (no audio track, no face, a still image for the video
-  encoder, an empty audio track): that modality is absent, its placeholder dropped from the
-  prompt, and the model answers from the rest. Nothing is ever filled in with zeros.
+- a plain absence (no audio track, no face, a still image for the video encoder, an empty audio
+  track): that modality is left out, its placeholder dropped from the prompt, and the model answers
+  from the rest. Nothing is ever filled in with zeros.
 """
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
 
 from emoreason.constants import MEDIA_KINDS
-from emoreason.features.live import VISUAL_MODALITIES, MediaFeatureExtractor
-from emoreason.media.errors import MediaError, check_file
+from emoreason.features.featurizer import Featurizer
+from emoreason.media.errors import MediaError
 from emoreason.model.processor import EmotionProcessor, EncodedConversation
 from emoreason.serving.engine import GenerationRequest
-
-# Reasons that describe what a readable file lacks, not a broken file: the modality is just absent.
-# ("empty" here is an empty track; a zero-length file is refused by check_file before decoding.)
-ABSENT_REASONS = frozenset({"no_audio", "no_video", "no_face", "empty"})
 
 
 @dataclasses.dataclass
@@ -59,59 +54,11 @@ def media_files(request: GenerationRequest) -> dict[str, Path]:
     return files
 
 
-def extract_features(
-    extractor: MediaFeatureExtractor, files: dict[str, Path], modalities: Sequence[str]
-) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(modality -> [t, d] fp16, modality -> absence reason) for the model's modalities."""
-    for path in files.values():
-        check_file(path)  # a missing or zero-length upload is the client's error, never "absent media"
-    features: dict[str, torch.Tensor] = {}
-    absent: dict[str, str] = {}
-
-    def attempt(covered: Sequence[str], compute) -> None:
-        try:
-            features.update(compute())
-        except MediaError as exc:
-            if exc.reason not in ABSENT_REASONS:
-                raise
-            absent.update({m: exc.reason for m in covered})
-
-    if "audio" in modalities:
-        # A separate audio file wins over the video's track, as in prep.
-        source = files.get("audio") or files.get("video")
-        if source is None:
-            absent["audio"] = "no_audio"
-        else:
-            attempt(["audio"], lambda: {"audio": extractor.audio_features(source)})
-
-    visual = [m for m in VISUAL_MODALITIES if m in modalities]
-    kind = "video" if "video" in files else "image" if "image" in files else None
-    if kind is None:
-        absent.update({m: "no_video" for m in visual})
-        visual = []
-    elif kind == "image" and "video" in visual:
-        absent["video"] = "no_video"  # a still image has no motion for the video encoder
-        visual.remove("video")
-    if visual:
-        attempt(visual, lambda: _visual_features(extractor, files[kind], kind, visual, absent))
-    return {m: f.to(torch.float16) for m, f in features.items()}, absent
-
-
-def _visual_features(
-    extractor: MediaFeatureExtractor, path: Path, kind: str, modalities: list[str], absent: dict[str, str]
-) -> dict[str, torch.Tensor]:
-    decoded = extractor.decode_visual(path, kind)  # one decode feeds face, frame and video
-    out: dict[str, torch.Tensor] = {}
-    for m in modalities:
-        if m == "face":
-            faces, _ = extractor.face_features(decoded)
-            if faces is None:
-                absent["face"] = "no_face"
-                continue
-            out["face"] = faces
-        else:
-            out[m] = extractor.frame_or_video_features(decoded, m)
-    return out
+def request_features(featurizer: Featurizer, files: dict[str, Path], modalities: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(modality -> [t, d] fp16, modality -> absence reason); MediaError when the media is at fault."""
+    result = featurizer.featurize(files, modalities)
+    result.raise_for_fault()
+    return result.features, {m: a.reason for m, a in result.absent.items()}
 
 
 def check_request(request: GenerationRequest) -> None:
@@ -137,9 +84,9 @@ def _encode(processor: EmotionProcessor, request: GenerationRequest, features: d
 
 def prepare_request(
     request: GenerationRequest,
-    extractor: MediaFeatureExtractor,
+    featurizer: Featurizer,
     processor: EmotionProcessor,
-    modalities: Sequence[str],
+    modalities: list[str],
     media_lock: AbstractContextManager = contextlib.nullcontext(),
 ) -> PreparedRequest:
     """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request.
@@ -153,7 +100,7 @@ def prepare_request(
     files = media_files(request)
     start = time.perf_counter()
     with media_lock:
-        features, absent = extract_features(extractor, files, modalities) if files else ({}, {})
+        features, absent = request_features(featurizer, files, modalities) if files else ({}, {})
     media_seconds = time.perf_counter() - start
     return PreparedRequest(request, _encode(processor, request, features), features, absent, media_seconds)
 
