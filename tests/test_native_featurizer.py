@@ -111,3 +111,20 @@ def test_cached_inputs_equal_live_ones(omni, clip, tmp_path):
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 3
     files[0].write_bytes(b"not safetensors")  # a damaged entry is recomputed, not fatal
     assert set(cached.featurize({"video": clip}).inputs) == {"audio", "video"}
+
+
+def test_encode_sample_from_the_schema(omni, clip):
+    from emoreason.native.samples import encode_sample
+    from emoreason.schema import Sample
+
+    sample = Sample.model_validate({"id": "s1", "media": {"video": clip.name}, "conversations": [
+        {"role": "user", "content": "<audio> <video> Which emotion?"}, {"role": "assistant", "content": "sad"}]})
+    conversation = NativeConversation(omni.processor)
+    encoded, media = encode_sample(sample, clip.parent, omni, conversation)
+    assert set(media.inputs) == {"audio", "video"} and IGNORE_INDEX not in encoded.labels[-3:]
+    prompt, _ = encode_sample(sample, clip.parent, omni, conversation, generation_prompt=True)
+    assert all(label == IGNORE_INDEX for label in prompt.labels)
+    assert omni.processor.tokenizer.decode(prompt.input_ids).endswith("<|im_start|>assistant\n")
+    broken = Sample.model_validate({"id": "s2", "media": {"video": "missing.mp4"}, "conversations": sample.conversations})
+    with pytest.raises(Exception, match="missing"):
+        encode_sample(broken, clip.parent, omni, conversation)
