@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from emoreason.constants import MODALITIES
+from emoreason.labels import RECOGNITION_PROMPT
 from emoreason.schema import load_samples
 
 PREP_CONFIG = "configs/prep/demo.yaml"
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("[demo 5/6] one chat exchange (what `emoreason chat --model` prints)")
     clip = load_samples(data.heldout)[0].media.video
-    lines = [f"/video {clip}", f"Which emotion does the person express? Answer with one label from: {', '.join(data.labels)}."]
+    lines = [f"/video {clip}", RECOGNITION_PROMPT.format(labels=", ".join(data.labels))]
     print("\n".join(f"  you> {line}" for line in lines))
     script = io.StringIO("\n".join(lines) + "\n")
     chat_main(["--model", str(export_dir), "--media-root", str(data_root), "--max-tokens", "16"], stdin=script)

@@ -14,6 +14,10 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s-]", " ", text.lower())).strip()
 
 
+# The question `emoreason infer`, the demo and the benchmarks ask, and the first template of the
+# instruction builder's recognition pool, so a model is evaluated on a prompt it was trained on.
+RECOGNITION_PROMPT = "Which emotion does the person express? Answer with one label from: {labels}."
+
 _VALENCE = re.compile(r"\bvalence\s*[:=]?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))", re.IGNORECASE)
 
 

@@ -1,1 +1,1 @@
-"""Emotion metrics, LLM judges and leaderboard files (built in a later issue)."""
+"""Emotion metrics, benchmark protocols, LLM judges, leaderboards and submission files."""

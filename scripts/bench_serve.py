@@ -161,7 +161,7 @@ def main() -> int:
 
     from emoreason.serving.backends import load_engine
     from emoreason.serving.engine import GenerationRequest, MediaInput
-    from emoreason.serving.infer import RECOGNITION_PROMPT
+    from emoreason.labels import RECOGNITION_PROMPT
 
     export, clips, labels = build_model(Path(args.workdir), args.num_per_class)
     question = RECOGNITION_PROMPT.format(labels=", ".join(labels))

@@ -27,7 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-QUESTION = "Which emotion does the person express? Answer with one label from: angry, happy, sad, surprised."
+from emoreason.labels import RECOGNITION_PROMPT  # noqa: E402
+
+QUESTION = RECOGNITION_PROMPT.format(labels="angry, happy, sad, surprised")
 
 
 class Server:

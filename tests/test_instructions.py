@@ -100,11 +100,18 @@ def test_packaged_templates_are_versioned_and_valid():
     assert all(len(pool) >= 4 for pool in templates.tasks.values())
 
 
+def test_the_prompt_infer_asks_is_the_first_recognition_template():
+    from emoreason.labels import RECOGNITION_PROMPT
+
+    pool = load_templates().tasks["recognition"]
+    assert pool[0] == RECOGNITION_PROMPT and pool.count(RECOGNITION_PROMPT) == 1
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
         (lambda d: d.pop("version"), "key 'version': expected an integer >= 1"),
-        (lambda d: d["tasks"]["recognition"].append("Which emotion?"), r"tasks\.recognition\[8\]': expected \{labels\}"),
+        (lambda d: d["tasks"]["recognition"].append("Which emotion?"), r"tasks\.recognition\[7\]': expected \{labels\}"),
         (lambda d: d["tasks"]["cot"].append("Use {labels}"), r"tasks\.cot\[6\]': expected no placeholders"),
         (lambda d: d["tasks"].pop("cot"), "key 'tasks': expected a pool for each of"),
         (lambda d: d.update(subtitle="Subtitle: {text}"), r"key 'subtitle': expected \{subtitle\}"),

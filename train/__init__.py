@@ -1,1 +1,1 @@
-"""Projector alignment and LoRA instruction tuning (built in a later issue)."""
+"""Projector alignment, LoRA instruction tuning and checkpointed, resumable training runs."""

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from emoreason.config import ConfigError
+from emoreason.labels import RECOGNITION_PROMPT
 
 TASK_FIELDS: dict[str, frozenset[str]] = {
     "recognition": frozenset({"labels"}),
@@ -68,6 +69,8 @@ def parse_templates(data: Any) -> TemplateSet:
         if not isinstance(pool, list) or not pool:
             raise ConfigError(f"key 'tasks.{task}': expected a non-empty list of templates, got {pool!r}")
         pools[task] = tuple(_check_template(t, f"tasks.{task}[{i}]", TASK_FIELDS[task]) for i, t in enumerate(pool))
+    # The prompt infer asks is always in the recognition pool, first.
+    pools["recognition"] = (RECOGNITION_PROMPT,) + tuple(t for t in pools["recognition"] if t != RECOGNITION_PROMPT)
     return TemplateSet(version=version, subtitle=subtitle, tasks=pools)
 
 

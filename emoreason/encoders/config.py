@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from emoreason.config import check
+from emoreason.dtypes import DTYPES
 
-DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 POOLING_MODES: tuple[str, ...] = ("mean", "cls", "none", "patches", "tokens:K")
 OUTPUTS: tuple[str, ...] = ("hidden", "image_features")
 

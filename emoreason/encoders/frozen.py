@@ -15,6 +15,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, A
 from emoreason.config import check
 from emoreason.constants import AUDIO_SAMPLE_RATE
 from emoreason.encoders.clips import clip_indices
+from emoreason.dtypes import torch_dtype
 from emoreason.encoders.config import EncoderConfig, parse_pooling
 from emoreason.encoders.families import (
     DUAL_TOWER_TYPES,
@@ -29,11 +30,6 @@ from emoreason.encoders.fingerprint import model_fingerprint
 from emoreason.encoders.pooling import pool_tokens
 from emoreason.hf_quiet import quiet_hf_progress
 
-_TORCH_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
 
 
 class FrozenEncoder:
@@ -60,7 +56,7 @@ class FrozenEncoder:
         if self.model_type == "vit_mae":
             config.mask_ratio = 0.0  # MAE pre-training hides 75% of patches; features need them all
         model = AutoModel.from_pretrained(cfg.model, config=config, trust_remote_code=cfg.trust_remote_code,
-                                          dtype=_TORCH_DTYPES[cfg.dtype])
+                                          dtype=torch_dtype(cfg.dtype))
         self.device = torch.device(cfg.device)
         self._model = model.to(self.device).eval().requires_grad_(False)
         self._backbone = self._select_backbone()

@@ -7,8 +7,6 @@ and AutoImageProcessor reload it offline.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import torch
 import transformers as tf
 
 from emoreason.constants import AUDIO_SAMPLE_RATE
+from emoreason.atomic import replace_dir
 from emoreason.hf_quiet import quiet_hf_progress
 
 _TRANSFORMER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
@@ -114,27 +113,15 @@ def build_tiny(kind: str, out_dir: str | os.PathLike, seed: int = 0) -> str:
     target = Path(out_dir) / kind
     if _is_complete(target):
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Save into a sibling temp dir and rename it into place, so a crash or a concurrent builder never
-    # leaves a half-written checkpoint at `target`.
-    staging = Path(tempfile.mkdtemp(prefix=f".{kind}.", dir=target.parent))
-    try:
+    # Staged beside `target` and swapped in whole, so a crash or a concurrent builder never leaves a
+    # half-written checkpoint there (an incomplete one left by someone else is replaced atomically).
+    with replace_dir(target) as staging:
         with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG
             torch.manual_seed(seed)
             model, processor = _BUILDERS[kind]()
         with quiet_hf_progress():
             model.save_pretrained(staging)
             processor.save_pretrained(staging)
-        if not _is_complete(target):  # else another process finished first
-            if target.exists():
-                shutil.rmtree(target)  # incomplete: not written by this function
-            os.replace(staging, target)
-    except OSError:
-        # os.replace fails when another process renamed its copy in first; that copy is as good as ours.
-        if not _is_complete(target):
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return str(target)
 
 

@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 
 from emoreason.config import ConfigError, check
+from emoreason.dtypes import DTYPES
 from emoreason.constants import MODALITIES
 from emoreason.encoders.config import EncoderConfig
 from emoreason.features.media_config import MediaConfig
 from emoreason.model.prefusion import PrefusionConfig
 from emoreason.model.projectors import ProjectorConfig
 
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclasses.dataclass

@@ -12,19 +12,17 @@ into an `llm/` folder inside the model dir and names it by that relative path.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from emoreason.atomic import atomic_path, write_text_atomic
+from emoreason.atomic import atomic_path, replace_dir, write_text_atomic
 from emoreason.config import config_from_dict, config_to_dict
+from emoreason.dtypes import torch_dtype
 from emoreason.hf_quiet import quiet_hf_progress
 from emoreason.model.config import ModelConfig, encoder_hidden_size
 from emoreason.model.modeling import EmotionLM
@@ -37,7 +35,6 @@ ADAPTER_DIR = "adapter"
 TOKENIZER_DIR = "tokenizer"
 FORMAT_VERSION = 1
 
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def make_processor(model: EmotionLM, tokenizer) -> EmotionProcessor:
@@ -56,7 +53,7 @@ def _load_llm(config: ModelConfig):
     from transformers import AutoModelForCausalLM
 
     with quiet_hf_progress():
-        llm = AutoModelForCausalLM.from_pretrained(config.llm, dtype=TORCH_DTYPES[config.dtype], trust_remote_code=config.trust_remote_code)
+        llm = AutoModelForCausalLM.from_pretrained(config.llm, dtype=torch_dtype(config.dtype), trust_remote_code=config.trust_remote_code)
     return llm.requires_grad_(False)
 
 
@@ -81,7 +78,7 @@ def build_model(config: ModelConfig, seed: int | None = None) -> tuple[EmotionLM
         )
     dims = {m: encoder_hidden_size(config.encoders[m].model, config.encoders[m].trust_remote_code, config.encoders[m].output)
             for m in config.modalities}
-    model = EmotionLM(config, llm, dims).to(TORCH_DTYPES[config.dtype])
+    model = EmotionLM(config, llm, dims).to(torch_dtype(config.dtype))
     return model, make_processor(model, load_tokenizer(config.llm, config.trust_remote_code))
 
 
@@ -100,9 +97,9 @@ def save_model(model: EmotionLM, processor: EmotionProcessor, out_dir: str | os.
         save_file(own, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
     if model.model_config.lora is not None:
         adapter_state = {k[len("llm.") :]: v for k, v in state.items() if k.startswith("llm.")}
-        with _replace_dir(out_dir / ADAPTER_DIR) as staging, quiet_hf_progress():
+        with replace_dir(out_dir / ADAPTER_DIR) as staging, quiet_hf_progress():
             model.llm.save_pretrained(str(staging), state_dict=_peft_state(model.llm, adapter_state))
-    with _replace_dir(out_dir / TOKENIZER_DIR) as staging:
+    with replace_dir(out_dir / TOKENIZER_DIR) as staging:
         processor.tokenizer.save_pretrained(str(staging))
     return out_dir
 
@@ -111,19 +108,6 @@ def _peft_state(llm, full_llm_state: dict[str, torch.Tensor]) -> dict[str, torch
     from peft import get_peft_model_state_dict
 
     return get_peft_model_state_dict(llm, state_dict=full_llm_state)
-
-
-@contextlib.contextmanager
-def _replace_dir(target: Path):
-    """Yield a staging folder that replaces `target` when the block succeeds."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        yield staging
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_trainable_state(model: EmotionLM, model_dir: str | os.PathLike) -> None:
@@ -188,7 +172,7 @@ def load_model(
     if config.lora is not None:
         with quiet_hf_progress():
             llm = PeftModel.from_pretrained(llm, str(model_dir / ADAPTER_DIR), is_trainable=trainable)
-    model = EmotionLM(config, llm, dims).to(TORCH_DTYPES[config.dtype])
+    model = EmotionLM(config, llm, dims).to(torch_dtype(config.dtype))
     load_own_state(model, model_dir / PROJECTORS_FILE)
     model.requires_grad_(False)
     if trainable:

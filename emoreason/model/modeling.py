@@ -100,15 +100,3 @@ class EmotionLM(nn.Module):
 
     def trainable_parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def save_pretrained(self, out_dir, processor) -> None:
-        from emoreason.model.loading import save_model
-
-        save_model(self, processor, out_dir)
-
-    @classmethod
-    def from_pretrained(cls, model_dir, trainable: bool = False, trust=None):
-        """(model, processor) from a directory written by save_pretrained; trust: an emoreason.model.trust.UserTrust."""
-        from emoreason.model.loading import load_model
-
-        return load_model(model_dir, trainable, trust)

@@ -16,11 +16,11 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from emoreason.dtypes import torch_dtype
 from emoreason.model.loading import (
     ADAPTER_DIR,
     PROJECTORS_FILE,
     TOKENIZER_DIR,
-    TORCH_DTYPES,
     load_own_state,
     load_tokenizer,
     make_processor,
@@ -107,7 +107,7 @@ def load_prompt_embedder(
     llm_dir = Path(config.llm)
     if not llm_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: llm {config.llm!r} is not a local checkpoint directory")
-    dtype = TORCH_DTYPES[config.dtype]
+    dtype = torch_dtype(config.dtype)
     with remote_code_refusals(model_dir):
         embeddings = load_input_embeddings(llm_dir, dtype, config.trust_remote_code)
     model = EmotionLM(config, embeddings, dims).to(dtype)

@@ -8,8 +8,6 @@ the words the data uses most stay short (one or two tokens) within a vocabulary 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +15,7 @@ import transformers as tf
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+from emoreason.atomic import replace_dir
 from emoreason.hf_quiet import quiet_hf_progress
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -116,11 +115,9 @@ def build_tiny_llm(out_dir: str | os.PathLike, seed: int = 0, corpus: list[str] 
     if target.exists() and any(target.iterdir()):
         # Never half-written by us (see the rename below), so it holds someone else's files: leave them.
         raise FileExistsError(f"build_tiny_llm: {target} exists, is not empty and is not a complete tiny LLM")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Save into a sibling temp dir and rename it into place, so a crash or a concurrent builder never
-    # leaves a half-written checkpoint at `target`.
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    # Staged beside `target` and swapped in whole, so a crash or a concurrent builder never leaves a
+    # half-written checkpoint there.
+    with replace_dir(target) as staging:
         tokenizer = _train_tokenizer(_default_corpus() + list(corpus or []), vocab_size)
         with torch.random.fork_rng(devices=[]):  # seed the init without disturbing the caller's RNG
             torch.manual_seed(seed)
@@ -128,14 +125,6 @@ def build_tiny_llm(out_dir: str | os.PathLike, seed: int = 0, corpus: list[str] 
         with quiet_hf_progress():
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-        if not _is_complete(target):  # else another process finished first
-            os.replace(staging, target)  # also replaces an empty directory
-    except OSError:
-        # os.replace fails when another process renamed its copy in first; that copy is as good as ours.
-        if not _is_complete(target):
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return str(target)
 
 

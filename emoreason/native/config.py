@@ -12,12 +12,12 @@ import dataclasses
 from typing import Literal
 
 from emoreason.config import ConfigError, check
+from emoreason.dtypes import DTYPES
 from emoreason.features.media_config import AudioDecodeConfig
 from emoreason.media.video import FrameSampling
 from emoreason.native.arch import COMPONENTS, NATIVE_MODALITIES, NativeArch, arch_for
 
 MODES: tuple[str, ...] = ("frozen", "lora", "full")
-DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 
 
 @dataclasses.dataclass

@@ -1,6 +1,6 @@
 """`emoreason chat`: a multi-turn terminal chat, with the model in-process or on a running server.
 
-    emoreason chat --model runs/demo/train/final --media-root data/clips
+    emoreason chat --model runs/demo/export --media-root data/clips
     emoreason chat --url http://127.0.0.1:8000 [--api-key KEY]
 
 Lines are user messages; replies print as they stream. Commands attach media to the next message

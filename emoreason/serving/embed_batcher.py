@@ -19,7 +19,7 @@ import torch
 
 from emoreason.model.features import collate_features
 from emoreason.model.modeling import EmotionLM
-from emoreason.serving.requests import PreparedRequest
+from emoreason.serving.engine import PreparedRequest
 
 _STOP = object()
 

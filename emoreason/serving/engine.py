@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from emoreason.model.processor import EmotionProcessor
-    from emoreason.serving.requests import PreparedRequest
+    import torch
+
+    from emoreason.model.processor import EmotionProcessor, EncodedConversation
 
 
 # Folder names that say what a directory is, not which model: `runs/mer/export` serves as "mer".
@@ -57,6 +58,20 @@ class Completion:
     media_seconds: float = 0.0
     """Time spent decoding media and running encoders + projectors."""
     llm_seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class PreparedRequest:
+    """A request with its media turned into features and its prompt tokenized, ready for any backend."""
+
+    request: GenerationRequest
+    encoded: EncodedConversation
+    """Prompt tokens ending in the assistant generation prompt (placeholders expanded)."""
+    features: dict[str, torch.Tensor]
+    """modality -> [t, d] fp16; only modalities the media provided."""
+    absent: dict[str, str] = dataclasses.field(default_factory=dict)
+    """modality -> reason it has no features (a key of emoreason.media.errors.REASONS)."""
+    media_seconds: float = 0.0
 
 
 @runtime_checkable

@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from emoreason.atomic import replace_dir
 from emoreason.cli_args import HelpFormatter, add_flag_with_positional_alias, resolve_positional_alias
 from emoreason.hf_quiet import quiet_deepspeed_cpu_notice, quiet_hf_progress
 from emoreason.model.trust import UserTrust
@@ -60,27 +59,12 @@ def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, trust
     model.model_config = dataclasses.replace(model.model_config, llm=LLM_DIR, lora=None)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export.", dir=out_dir.parent))
-    try:
+    with replace_dir(out_dir) as staging:
         with quiet_hf_progress():
             llm.save_pretrained(str(staging / LLM_DIR))
         processor.tokenizer.save_pretrained(str(staging / LLM_DIR))
         save_model(model, processor, staging)
-        _swap_in(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    # Two renames: the old export moves aside first, so no moment shows a mix of old and new files.
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        os.replace(target, old / target.name)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ from emoreason.model.loading import load_model
 from emoreason.model.trust import UserTrust
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
-from emoreason.serving.requests import PreparedRequest
+from emoreason.serving.engine import PreparedRequest
 
 
 class _RowBudget(StoppingCriteria):

@@ -32,7 +32,7 @@ from emoreason.cli_args import HelpFormatter
 from emoreason.config import ConfigError
 from emoreason.constants import MEDIA_KINDS, PLACEHOLDER_TOKENS
 from emoreason.jsonl import JsonlAppender, drop_bad_lines, read_complete_records
-from emoreason.labels import extract_label, extract_valence
+from emoreason.labels import RECOGNITION_PROMPT, extract_label, extract_valence
 from emoreason.media.errors import MediaError
 from emoreason.model.trust import UserTrust
 from emoreason.schema import Sample, SchemaError, iter_samples
@@ -41,7 +41,7 @@ from emoreason.serving.engine import BatchInferenceEngine, GenerationRequest, Me
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
 if TYPE_CHECKING:  # the model stack (torch, transformers) is imported only once there are samples to run
-    from emoreason.serving.requests import PreparedRequest
+    from emoreason.serving.engine import PreparedRequest
 
 
 class SetupError(Exception):
@@ -50,7 +50,6 @@ class SetupError(Exception):
 
 # The wording `emoreason instruct --task recognition` trains with (data_prep/instructions/templates.yaml).
 SUBTITLE_LINE = 'The subtitle reads: "{subtitle}"'
-RECOGNITION_PROMPT = "Which emotion does the person express? Answer with one label from: {labels}."
 
 
 def default_prompt(sample: Sample, labels: Sequence[str], modalities: Sequence[str]) -> str:

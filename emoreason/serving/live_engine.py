@@ -9,7 +9,8 @@ from emoreason.features.featurizer import Featurizer
 from emoreason.model.config import ModelConfig
 from emoreason.model.processor import EmotionProcessor
 from emoreason.serving.engine import Completion, GenerationRequest, default_model_name
-from emoreason.serving.requests import PreparedRequest, check_request, prepare_request
+from emoreason.serving.engine import PreparedRequest
+from emoreason.serving.requests import check_request, prepare_request
 
 
 def eos_token_ids(processor: EmotionProcessor, configured) -> list[int]:

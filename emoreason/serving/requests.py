@@ -14,7 +14,6 @@ on. Its two kinds of failure map onto the two answers a server gives:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -25,21 +24,7 @@ from emoreason.constants import MEDIA_KINDS
 from emoreason.features.featurizer import Featurizer
 from emoreason.media.errors import MediaError
 from emoreason.model.processor import EmotionProcessor, EncodedConversation
-from emoreason.serving.engine import GenerationRequest
-
-
-@dataclasses.dataclass
-class PreparedRequest:
-    """A request with its media turned into features and its prompt tokenized, ready for any backend."""
-
-    request: GenerationRequest
-    encoded: EncodedConversation
-    """Prompt tokens ending in the assistant generation prompt (placeholders expanded)."""
-    features: dict[str, torch.Tensor]
-    """modality -> [t, d] fp16; only modalities the media provided."""
-    absent: dict[str, str] = dataclasses.field(default_factory=dict)
-    """modality -> reason it has no features (a key of emoreason.media.errors.REASONS)."""
-    media_seconds: float = 0.0
+from emoreason.serving.engine import GenerationRequest, PreparedRequest
 
 
 def media_files(request: GenerationRequest) -> dict[str, Path]:

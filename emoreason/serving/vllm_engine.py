@@ -28,7 +28,7 @@ from emoreason.parent_watch import child_processes, start_reaper
 from emoreason.serving.embed_batcher import EmbedBatcher
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
-from emoreason.serving.requests import PreparedRequest
+from emoreason.serving.engine import PreparedRequest
 
 _DONE = object()
 
