@@ -37,7 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Sequence
 
-from emoreason.constants import MEDIA_KINDS
+from emoreason.constants import MEDIA_KINDS, MODALITIES
 from emoreason.eval.taxonomy import EmotionWheel, shipped_wheel
 from emoreason.labels import extract_label
 from emoreason.schema import Sample
@@ -91,14 +91,9 @@ GROUNDED_BY: dict[str, frozenset[str]] = {
     "video": frozenset({"video"}),
 }
 # Names a caller may use for what a sample has -> the grounding modality they stand for.
-MODALITY_NAMES: dict[str, str] = {
-    "audio": "audio",
-    "face": "face",
-    "video": "video",
-    "frame": "video",
-    "subtitle": "subtitle",
-    "text": "subtitle",
-}
+# Every model modality (emoreason.constants.MODALITY_TABLE) is named by itself, except "frame": whole
+# frames show the scene, which the "video" cues describe.
+MODALITY_NAMES: dict[str, str] = {m: "video" if m == "frame" else m for m in MODALITIES} | {"subtitle": "subtitle", "text": "subtitle"}
 
 
 # ---------------------------------------------------------------- sections and structure
