@@ -136,3 +136,12 @@ video_max_pixels: 100352
         config_from_dict(NativeModelConfig, data | {"components": {"llm": {"mode": "half"}}})
     with pytest.raises(ConfigError, match=r"components.vision.lora_targets.*unset unless mode is lora"):
         config_from_dict(NativeModelConfig, data | {"components": {"llm": {"mode": "lora"}, "vision": {"mode": "full", "lora_targets": ["qkv"]}}})
+
+
+def test_frame_count_over_the_processor_limit_is_a_config_error(tmp_path_factory):
+    from emoreason.native.model import build_processor
+
+    vl = twin_dir(tmp_path_factory, "qwen2_5_vl")
+    assert build_processor(NativeModelConfig(base=vl, frames=FrameSampling(num_frames=16), video_max_pixels=56 * 56)).video_settings.max_pixels == 56 * 56
+    with pytest.raises(ConfigError, match=r"model.frames.num_frames.*800 frames is over the video processor's max_frames=768"):
+        build_processor(NativeModelConfig(base=vl, frames=FrameSampling(num_frames=800)))

@@ -36,11 +36,14 @@ FULL_FILE = "full.safetensors"
 ADAPTER_DIR = "adapter"
 
 
-def load_backbone(base: str, dtype: str = "float32") -> tuple[nn.Module, NativeArch]:
-    """The backbone's transformers model and architecture row; ConfigError for an unsupported kind."""
+def load_backbone(base: str, dtype: str = "float32", cfg: NativeModelConfig | None = None) -> tuple[nn.Module, NativeArch]:
+    """The backbone's transformers model and architecture row.
+
+    ConfigError for an unsupported kind, or for a component or modality of `cfg` the backbone lacks,
+    raised from its config.json before any weights load.
+    """
     config = tf.AutoConfig.from_pretrained(base)
-    probe = NativeModelConfig(base=base)
-    arch = probe.check_against_backbone(config.model_type)
+    arch = (cfg or NativeModelConfig(base=base)).check_against_backbone(config.model_type)
     torch_dtype = getattr(torch, dtype)
     with quiet_hf_progress():
         if config.model_type == "qwen2_5_omni":
@@ -67,8 +70,7 @@ class NativeModel(nn.Module):
     @classmethod
     def build(cls, cfg: NativeModelConfig) -> NativeModel:
         """Load cfg.base and apply the per-component choices (errors for bad components or targets come first)."""
-        model, arch = load_backbone(cfg.base, cfg.dtype)
-        cfg.check_against_backbone(model.config.model_type)
+        model, arch = load_backbone(cfg.base, cfg.dtype, cfg)
         return cls(cfg, apply_training(model, arch, cfg), arch)
 
     def forward(self, **batch):
@@ -148,6 +150,19 @@ class NativeModel(nn.Module):
                 merged.save_pretrained(staging, safe_serialization=True)
             processor.save_pretrained(staging)
         return target
+
+
+def build_processor(cfg: NativeModelConfig) -> NativeProcessor:
+    """The backbone's processor with cfg's pixel limits; ConfigError when cfg asks for more frames than it takes."""
+    from emoreason.config import ConfigError
+
+    processor = NativeProcessor.from_pretrained(cfg.base, media_settings(cfg))
+    limit = processor.video_settings.max_frames if processor.video_settings is not None else None
+    asked = cfg.frames.num_frames if cfg.frames.num_frames is not None else cfg.frames.max_frames
+    if limit is not None and asked > limit:
+        key = "num_frames" if cfg.frames.num_frames is not None else "max_frames"
+        raise ConfigError(f"key 'model.frames.{key}': {asked} frames is over the video processor's max_frames={limit}")
+    return processor
 
 
 def read_native_config(model_dir: str | os.PathLike) -> NativeModelConfig:
