@@ -145,3 +145,21 @@ def test_frame_count_over_the_processor_limit_is_a_config_error(tmp_path_factory
     assert build_processor(NativeModelConfig(base=vl, frames=FrameSampling(num_frames=16), video_max_pixels=56 * 56)).video_settings.max_pixels == 56 * 56
     with pytest.raises(ConfigError, match=r"model.frames.num_frames.*800 frames is over the video processor's max_frames=768"):
         build_processor(NativeModelConfig(base=vl, frames=FrameSampling(num_frames=800)))
+
+
+def test_gradient_checkpointing_keeps_the_gradients(tmp_path_factory, clip):
+    base = twin_dir(tmp_path_factory, "qwen2_5_vl")
+    processor = NativeProcessor.from_pretrained(base)
+    batch = _batch(processor, clip)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = NativeModel.build(NativeModelConfig(base=base, components={"llm": ComponentTraining("lora"), "vision": ComponentTraining("full")}))
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model(**batch).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
