@@ -128,3 +128,32 @@ def test_encode_sample_from_the_schema(omni, clip):
     broken = Sample.model_validate({"id": "s2", "media": {"video": "missing.mp4"}, "conversations": sample.conversations})
     with pytest.raises(Exception, match="missing"):
         encode_sample(broken, clip.parent, omni, conversation)
+
+
+@pytest.mark.parametrize("kind", ["qwen2_5_vl", "internvl"])
+def test_face_crops_go_in_as_extra_images(kind, tmp_path_factory, clip):
+    import transformers as tf
+
+    from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
+    from emoreason.features.media_config import FaceCropConfig
+
+    root = tmp_path_factory.mktemp(f"faces_{kind}")
+    face_clip = root / generate_dataset(root, SyntheticConfig(num_per_class=1, classes=["happy"]))[0].media.video
+    base = twin_dir(tmp_path_factory, kind)
+    processor = NativeProcessor.from_pretrained(base)
+    featurizer = NativeFeaturizer(processor, FrameSampling(num_frames=4), faces=FaceCropConfig(size=56))
+    out = featurizer.featurize({"video": face_clip})
+    assert set(out.inputs) == {"video", "face"} and out.frames_decoded == 4
+    face = out.inputs["face"]
+    crops = face.tensors["image_grid_thw"].shape[0] if "image_grid_thw" in face.tensors else face.tensors["pixel_values"].shape[0]
+    assert 1 <= crops <= 4
+    encoded = NativeConversation(processor).encode(
+        [{"role": "user", "content": "<video> <face> Which emotion?"}, {"role": "assistant", "content": "happy"}], out.inputs)
+    assert [m.modality for m in encoded.media] == ["video", "face"]
+    text = processor.tokenizer.decode(encoded.input_ids)
+    assert "emoreason_face" not in text and text.index("Which emotion?") > text.rindex(processor.arch.pad_tokens["image"])
+    model = tf.AutoModelForImageTextToText.from_pretrained(base)
+    assert torch.isfinite(model(**collate(processor, [encoded])).loss)  # the backbone's own count checks pass
+
+    no_face = featurizer.featurize({"video": clip})  # the gradient clip has no face
+    assert no_face.absent["face"].reason == "no_face" and not no_face.absent["face"].fault

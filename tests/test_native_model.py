@@ -163,3 +163,12 @@ def test_gradient_checkpointing_keeps_the_gradients(tmp_path_factory, clip):
     assert grads[0].keys() == grads[1].keys()
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_face_modality_needs_a_faces_section_and_an_image_backbone():
+    from emoreason.features.media_config import FaceCropConfig
+
+    with pytest.raises(ConfigError, match=r"modalities.*face only with a faces: section"):
+        NativeModelConfig(base="x", modalities=["video", "face"])
+    cfg = NativeModelConfig(base="x", modalities=["video", "face"], faces=FaceCropConfig())
+    assert cfg.check_against_backbone("internvl").model_type == "internvl"

@@ -12,8 +12,9 @@ import dataclasses
 COMPONENTS: tuple[str, ...] = ("llm", "vision", "audio", "connector")
 """Trainable parts of a native backbone; each is frozen, lora or full (emoreason.native.config)."""
 
-NATIVE_MODALITIES: tuple[str, ...] = ("video", "image", "audio")
-"""Media a native backbone can take: a clip's frames as video, a still image, a clip's audio."""
+NATIVE_MODALITIES: tuple[str, ...] = ("video", "image", "audio", "face")
+"""Media a native backbone can take: a clip's frames as video, a still image, a clip's audio, and the
+main face cropped from each sampled frame, given as extra images (on any backbone that takes images)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from emoreason.config import ConfigError, check
 from emoreason.dtypes import DTYPES
-from emoreason.features.media_config import AudioDecodeConfig
+from emoreason.features.media_config import AudioDecodeConfig, FaceCropConfig
 from emoreason.media.video import FrameSampling
 from emoreason.native.arch import COMPONENTS, NATIVE_MODALITIES, NativeArch, arch_for
 
@@ -64,6 +64,9 @@ class NativeModelConfig:
     frames: FrameSampling = dataclasses.field(default_factory=FrameSampling)
     """Frame sampling (num_frames or fps), as for the projector model's encoders."""
     audio: AudioDecodeConfig = dataclasses.field(default_factory=AudioDecodeConfig)
+    faces: FaceCropConfig | None = None
+    """Crop the main face of each sampled frame and give the crops as extra images (the `face` modality,
+    placed at `<face>`); null gives none."""
     video_max_pixels: int | None = None
     """Largest video frame in pixels (e.g. 100352 = 128 tokens of 28x28); null keeps the processor's."""
     video_min_pixels: int | None = None
@@ -81,6 +84,8 @@ class NativeModelConfig:
               "at least one component with mode lora or full (everything frozen trains nothing)")
         for m in self.modalities or []:
             check(m in NATIVE_MODALITIES, "modalities", f"media among {list(NATIVE_MODALITIES)}", m)
+        check("face" not in (self.modalities or []) or self.faces is not None, "modalities",
+              "face only with a faces: section (detector, margin, size) saying how to crop them")
         for key in ("video_max_pixels", "video_min_pixels", "image_max_pixels"):
             value = getattr(self, key)
             check(value is None or value >= 28 * 28, key, "null or at least 784 (one 28x28 merged patch)", value)
@@ -102,6 +107,8 @@ class NativeModelConfig:
                 raise ConfigError(f"key '{prefix}components.{name}': {arch.model_type} has no {name} component; "
                                   f"expected one of {sorted(arch.components)}")
         for m in self.modalities or []:
+            if m == "face" and "image" in arch.modalities:
+                continue  # face crops go in as images
             if m not in arch.modalities:
                 lacks = "has no audio tower" if m == "audio" else f"takes no {m} input"
                 raise ConfigError(f"key '{prefix}modalities': {arch.model_type} {lacks}; it takes {list(arch.modalities)}")

@@ -3,8 +3,9 @@
 Our conversations carry emoreason's placeholders (`<video>`, `<frame>`, `<face>`, `<audio>`). For a
 native backbone the visual ones all mean "this sample's visual input": the first of them becomes the
 backbone's video placeholder (or its image placeholder for a still image) and any other is removed;
-`<audio>` becomes the audio placeholder. Media without a placeholder goes in front of the first user
-turn; a placeholder whose media is absent is removed. Nothing is filled in for absent media.
+`<audio>` becomes the audio placeholder. When face crops are given (the `face` modality), `<face>`
+becomes them: one image placeholder per crop. Media without a placeholder goes in front of the first
+user turn; a placeholder whose media is absent is removed. Nothing is filled in for absent media.
 
 Labels come from token spans as in emoreason.model.processor: the chat template renders each prefix
 of the conversation, and only assistant answers are labelled. The placeholder expansion (exactly the
@@ -26,7 +27,11 @@ from emoreason.native.processor import ModalityInputs, NativeProcessor
 
 _VISUAL = ("<video>", "<frame>", "<face>")
 _AUDIO = "<audio>"
+_FACE = "<face>"
 _OURS = re.compile("|".join(re.escape(t) for t in (*_VISUAL, _AUDIO)) + r"\s*")
+# Face crops are images to the backbone, so they have no placeholder of their own in its template; this
+# marker stands for them in the rendered text until their expansion replaces it (it is never tokenized).
+FACE_MARKER = "<|emoreason_face_crops|>"
 
 
 @dataclasses.dataclass
@@ -58,17 +63,19 @@ class NativeConversation:
         self.max_length = max_length
 
     def _messages(self, turns: Sequence[Any], media: Mapping[str, ModalityInputs]) -> list[dict[str, str]]:
-        arch = self.processor.arch
         visual = next((m for m in ("video", "image") if m in media), None)
         used: set[str] = set()
 
         def place(match: re.Match) -> str:
             token = match.group(0).strip()
             modality = "audio" if token == _AUDIO else visual
+            if token == _FACE and "face" in media and "face" not in used:
+                used.add("face")
+                return FACE_MARKER
             if modality is None or modality not in media or modality in used:
                 return ""
             used.add(modality)
-            return arch.placeholders[modality]
+            return self._placeholder(modality)
 
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         turns = [_turn(t) for t in turns]
@@ -77,13 +84,16 @@ class NativeConversation:
                 turn["content"] = _OURS.sub(place, turn["content"]).strip()
             elif _OURS.search(turn["content"]):
                 raise ValueError(f"placeholder in a {turn['role']} turn; media goes in user turns")
-        unplaced = "".join(arch.placeholders[m] for m in (visual, "audio") if m in media and m not in used)
+        unplaced = "".join(self._placeholder(m) for m in (visual, "face", "audio") if m in media and m not in used)
         first_user = next((t for t in turns if t["role"] == "user"), None)
         if unplaced:
             if first_user is None:
                 raise ValueError(f"media given for {sorted(media)} but the conversation has no user turn to place them in")
             first_user["content"] = unplaced + first_user["content"]
         return messages + turns
+
+    def _placeholder(self, modality: str) -> str:
+        return FACE_MARKER if modality == "face" else self.processor.arch.placeholders[modality]
 
     def _render(self, messages, generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
@@ -110,14 +120,13 @@ class NativeConversation:
 
     def encode(self, turns: Sequence[Any], media: Mapping[str, ModalityInputs], generation_prompt: bool = False) -> NativeEncoded:
         """Tokens, labels and media for `turns`; `media` maps each present modality to its processed item."""
-        arch = self.processor.arch
         messages = self._messages(turns, media)
-        pattern = re.compile("|".join(re.escape(arch.placeholders[m]) for m in media)) if media else None
+        pattern = re.compile("|".join(re.escape(self._placeholder(m)) for m in media)) if media else None
         out = NativeEncoded([], [], [])
         for text, is_answer in self._segments(messages, generation_prompt):
             if pattern is not None and not is_answer:
                 def expand(match: re.Match) -> str:
-                    modality = next(m for m in media if arch.placeholders[m] == match.group(0))
+                    modality = next(m for m in media if self._placeholder(m) == match.group(0))
                     out.media.append(media[modality])
                     return media[modality].text
 

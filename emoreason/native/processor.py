@@ -86,6 +86,8 @@ class NativeProcessor:
         if tokenizer.chat_template is None:
             raise ValueError("the backbone's tokenizer has no chat template; emoreason builds prompts with it")
         self.pad_token_ids = {m: tokenizer.convert_tokens_to_ids(t) for m, t in arch.pad_tokens.items()}
+        # Face crops are images to the backbone: they fill image pad positions.
+        self.pad_token_ids["face"] = self.pad_token_ids["image"]
         for m, token in arch.pad_tokens.items():
             if self.pad_token_ids[m] in (None, tokenizer.unk_token_id):
                 raise ValueError(f"the backbone's tokenizer has no {token!r} token for {m}")
@@ -174,6 +176,12 @@ class NativeProcessor:
         n = self.image_seq_length * tiles
         text = tok.start_image_token + tok.context_image_token * n + tok.end_image_token
         return ModalityInputs("image", {"pixel_values": out["pixel_values"]}, text, n)
+
+    def face_inputs(self, crops: np.ndarray) -> ModalityInputs:
+        """crops [k, s, s, 3] uint8: one image each, written one after another at the face placeholder."""
+        items = [self.image_inputs(crop) for crop in crops]
+        tensors = {name: torch.cat([item.tensors[name] for item in items]) for name in items[0].tensors}
+        return ModalityInputs("face", tensors, "".join(item.text for item in items), sum(item.num_tokens for item in items))
 
     def audio_inputs(self, wave: np.ndarray) -> ModalityInputs:
         """wave [n] float32 mono at 16 kHz -> Whisper log-mels and the audio tower's token count."""
