@@ -73,8 +73,8 @@ def _saw_tab() -> dict:
     ui: dict = {}
     ui["summary"] = gr.Markdown("attach a video, an audio file or an image to see what the model gets from it", elem_id="saw-summary")
     ui["table"] = gr.Dataframe(label="modalities", interactive=False, elem_id="saw-modalities")
-    ui["frames"] = gr.Gallery(label="sampled frames (green: the face that is cropped)", columns=8, height=240, elem_id="saw-frames")
-    ui["crops"] = gr.Gallery(label="face crops fed to the face encoder", columns=8, height=240, elem_id="saw-crops")
+    ui["frames"] = gr.Gallery(label="sampled frames (green: the face that is cropped)", columns=8, height=240, format="png", elem_id="saw-frames")
+    ui["crops"] = gr.Gallery(label="face crops fed to the face encoder", columns=8, height=240, format="png", elem_id="saw-crops")
     ui["waveform"] = gr.Image(label="audio waveform (16 kHz mono, as the audio encoder gets it)", interactive=False, elem_id="saw-waveform")
     return ui
 

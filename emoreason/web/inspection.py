@@ -56,10 +56,11 @@ class ModelMedia:
     @classmethod
     def of_engine(cls, engine) -> ModelMedia | None:
         """From a live-media engine (hf or vllm backend); None for an engine that does not say."""
-        extractor = getattr(engine, "extractor", None)
-        if extractor is None or not hasattr(engine, "modalities"):
+        # Both media paths an engine may hold (Featurizer, or the MediaFeatureExtractor it replaces) carry these two.
+        source = getattr(engine, "featurizer", None) or getattr(engine, "extractor", None)
+        if source is None or not hasattr(engine, "modalities"):
             return None
-        return cls(extractor.encoders, extractor.media, list(engine.modalities))
+        return cls(source.encoders, source.media, list(engine.modalities))
 
     @classmethod
     def of_model_dir(cls, model_dir: str | Path, trust=None) -> ModelMedia:

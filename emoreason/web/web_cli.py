@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="TCP port (default 7860)")
     parser.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link (off by default)")
-    parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest media file accepted, in MB (default 64)")
+    parser.add_argument("--max-upload-mb", type=float, default=64.0, help="largest media file accepted, in MiB (default 64)")
     parser.add_argument("--max-media-seconds", type=float, default=600.0, help="longest audio/video clip accepted (default 600)")
     parser.add_argument("--max-tokens", type=int, default=256, help="the answer length the app starts with")
     parser.add_argument("--temperature", type=float, default=0.0, help="the temperature the app starts with (0 decodes greedily)")
@@ -68,7 +68,8 @@ def settings_from_args(args: argparse.Namespace, engine: InferenceEngine | None)
         model_media = ModelMedia.of_model_dir(args.inspect_model or args.model, trust_from_args(args))
     if model_media is None:
         note = ("the server does not say how it turns media into features: start the app with "
-                "--inspect-model DIR (the served model's directory) to see it here")
+                "--inspect-model DIR (the served model's directory) to see it here") if args.url else \
+            "this engine does not say how it turns media into features"
     results = Path(args.results) if args.results else None
     if args.results_root:
         results_root = Path(args.results_root)
@@ -77,7 +78,7 @@ def settings_from_args(args: argparse.Namespace, engine: InferenceEngine | None)
     else:
         results_root = Path.cwd()
     return WebSettings(
-        limits=UploadLimits(max_bytes=int(args.max_upload_mb * 1e6), max_seconds=args.max_media_seconds),
+        limits=UploadLimits(max_bytes=int(args.max_upload_mb * 2**20), max_seconds=args.max_media_seconds),
         media_root=Path(args.media_root).resolve() if args.media_root else None,
         results=results,
         results_root=results_root,
