@@ -172,3 +172,18 @@ def test_face_modality_needs_a_faces_section_and_an_image_backbone():
         NativeModelConfig(base="x", modalities=["video", "face"])
     cfg = NativeModelConfig(base="x", modalities=["video", "face"], faces=FaceCropConfig())
     assert cfg.check_against_backbone("internvl").model_type == "internvl"
+
+
+def test_the_thinker_loads_from_a_full_omni_checkpoint(tmp_path_factory, tmp_path):
+    from emoreason.native.model import load_backbone
+
+    thinker = tf.AutoModelForImageTextToText.from_pretrained(twin_dir(tmp_path_factory, "qwen2_5_omni_thinker"))
+    # A full Qwen2.5-Omni checkpoint without its speech half: thinker weights under "thinker.".
+    full = tf.Qwen2_5OmniForConditionalGeneration(tf.Qwen2_5OmniConfig(thinker_config=thinker.config.to_dict(), enable_audio_output=False))
+    full.thinker.load_state_dict(thinker.state_dict())
+    full.save_pretrained(tmp_path / "omni")
+    loaded, arch = load_backbone(str(tmp_path / "omni"))
+    assert type(loaded).__name__ == "Qwen2_5OmniThinkerForConditionalGeneration" and arch.model_type == "qwen2_5_omni_thinker"
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=ids).logits, thinker(input_ids=ids).logits)
