@@ -45,7 +45,8 @@ class SampleExtractor:
         self.encoder_refs = {m: absolute_model_ref(e.model) for m, e in cfg.encoders.items()}
 
     def process(self, sample: Sample) -> SampleResult:
-        result = self.featurizer.featurize(sample_files(sample, self.data_root), sample_id=sample.id)
+        root = sample.media_root(self.cfg.data_root, self.data_root)
+        result = self.featurizer.featurize(sample_files(sample, root), sample_id=sample.id, landmarks=sample.landmarks)
         issues = list(result.absent.values())
         cache = self.featurizer.cache
         refs: dict[str, FeatureRef] = {
@@ -56,5 +57,5 @@ class SampleExtractor:
         if not refs or failed_required:
             return SampleResult(sample.id, "failed", issues, frames_decoded=result.frames_decoded)
         faces = result.faces if result.faces is not None else sample.faces
-        out = sample.model_copy(update={"features": refs, "faces": faces})
+        out = sample.model_copy(update={"features": refs, "faces": faces, "data_root": str(root.resolve())})
         return SampleResult(sample.id, "partial" if issues else "ok", issues, out, result.frames_decoded)

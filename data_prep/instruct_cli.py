@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from emoreason.cli_args import HelpFormatter, add_flag_with_positional_alias, resolve_positional_alias
 from emoreason.data_prep.instructions import LABELLED_TASKS, TASKS, InstructionError, build_conversations, load_templates
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not built:
         print(f"error: none of the {len(samples)} samples in {args.input} has what task {args.task!r} needs", file=sys.stderr)
         return 1
-    write_samples(args.out, built)
+    write_samples(args.out, built, refs_from=Path(args.input).parent)
     skipped = f", skipped {len(errors)}" if errors else ""
     print(f"built {len(built)} {args.task} conversations from {args.input} to {args.out}{skipped}")
     return 0

@@ -28,7 +28,7 @@ from emoreason.data_prep.prep_config import PrepConfig
 from emoreason.data_prep.recheck import drop_damaged_samples
 from emoreason.data_prep.report import PrepReport
 from emoreason.features.contract import FeaturizerSettings, check_agreement, read_contract, write_contract
-from emoreason.features.featurizer import Absence
+from emoreason.features.featurizer import Absence, EncoderLoadError
 from emoreason.jsonl import JsonlAppender, drop_bad_lines, read_complete_records
 from emoreason.parent_watch import exit_with, process_identity
 from emoreason.schema import Sample, SchemaError
@@ -64,6 +64,8 @@ def _worker_process(sample_json: dict[str, Any]) -> SampleResult:
 def _safe_process(extractor: SampleExtractor, sample: Sample) -> SampleResult:
     try:
         return extractor.process(sample)
+    except EncoderLoadError:
+        raise  # a broken encoder is the setup's fault, not this clip's: it stops the run
     except Exception as exc:  # one bad clip must never stop the batch
         return SampleResult(sample.id, "failed", [Absence("*", "unreadable", f"{type(exc).__name__}: {exc}"[:500])])
 
@@ -122,6 +124,21 @@ def _run_in_pool(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_roo
                         queue.append(sample)
 
 
+def preflight(cfg: PrepConfig, out_dir: Path, data_root: Path, first: Sample) -> None:
+    """Load every encoder and the face detector and run them on one sample before the batch.
+
+    A missing checkpoint or an offline hub id then stops prep at once with one message naming the
+    encoder, instead of failing every clip as "unreadable" after minutes of work. The sample's
+    features land in the cache, so the batch reuses them.
+    """
+    extractor = SampleExtractor(cfg, out_dir, data_root)
+    try:
+        extractor.featurizer.load_all()
+        extractor.process(first)
+    except EncoderLoadError as exc:
+        raise ConfigError(f"{exc}; fix it before prep runs any clip") from None
+
+
 def claim_output_dir(cfg: PrepConfig, out_dir: Path) -> None:
     """Write the featurizer contract, or refuse a re-run whose settings differ from the earlier run's.
 
@@ -164,6 +181,8 @@ def run_prep(cfg: PrepConfig) -> PrepReport:
     for sample_id in done_ids & {s.id for s in samples}:
         report.add_previous(previous.get(sample_id, {"id": sample_id, "status": "ok", "issues": []}))
 
+    if pending:
+        preflight(cfg, out_dir, data_root, pending[0])
     started = time.perf_counter()
     run = _run_in_process if cfg.workers == 1 else _run_in_pool
     with JsonlAppender(out_dir / SAMPLES_FILE) as samples_out, JsonlAppender(out_dir / STATUS_FILE) as status_out:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emoreason.action_units import is_au_code
-from emoreason.constants import MODALITIES
+from emoreason.constants import MODALITIES, NUM_LANDMARKS
 from emoreason.jsonl import iter_json_lines
 
 SCHEMA_VERSION = "1"
@@ -156,6 +156,31 @@ class ActionUnits(_Strict):
         return self
 
 
+class Landmarks(_Strict):
+    """The main face's 68 facial points (iBUG layout) in every frame of the sample's video, or in its image."""
+
+    points: list[list[list[float]]]
+    """[frames][68][x, y], frame i of the video first to last; any consistent unit (pixels, or [0, 1] of the
+    frame): the landmark encoder normalises each frame to its points' bounding box."""
+    fps: float | None = Field(default=None, gt=0)
+    """Frame rate of the annotated frames, needed only when features sample frames by `media.video.fps`."""
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"expected a non-empty list of frames, each {NUM_LANDMARKS} [x, y] points")
+        for f, frame in enumerate(value):
+            if not isinstance(frame, list) or len(frame) != NUM_LANDMARKS:
+                size = len(frame) if isinstance(frame, list) else type(frame).__name__
+                raise ValueError(f"frame {f}: expected {NUM_LANDMARKS} [x, y] points, got {size}")
+            for p, point in enumerate(frame):
+                if not (isinstance(point, list) and len(point) == 2 and all(
+                        isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in point)):
+                    raise ValueError(f"frame {f}, point {p}: expected [x, y] finite numbers, got {point!r}")
+        return [[[float(c) for c in point] for point in frame] for frame in value]
+
+
 class Sample(_Strict):
     id: str = Field(min_length=1)
     media: Media = Field(default_factory=Media)
@@ -167,11 +192,21 @@ class Sample(_Strict):
     faces: FaceRecord | None = None
     action_units: ActionUnits | None = None
     """Facial action units annotated for the sample (codes, optional intensities and peak frame)."""
+    landmarks: Landmarks | None = None
+    """Facial landmarks annotated per frame (68 points each), read by the "landmarks:annotation" encoder."""
+    data_root: str | None = None
+    """Absolute folder the media paths are relative to; prep records the one it read, so the sample file
+    can be copied or rewritten anywhere. A run's own --data-root overrides it."""
     source: dict[str, Any] = Field(default_factory=dict)
     """Free-form provenance: data set name, original ids, split."""
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True) | {"id": self.id}
+
+    def media_root(self, override: str | os.PathLike | None, fallback: str | os.PathLike) -> Path:
+        """The folder this sample's media paths are relative to: the run's override, else the recorded
+        data_root, else `fallback` (the samples file's folder)."""
+        return Path(override or self.data_root or fallback)
 
     def media_path(self, kind: str, data_root: str | os.PathLike) -> Path | None:
         rel = getattr(self.media, kind)
@@ -261,9 +296,24 @@ def load_samples(path: str | os.PathLike) -> list[Sample]:
     return list(iter_samples(path))
 
 
-def write_samples(path: str | os.PathLike, samples: list[Sample]) -> None:
+def write_samples(path: str | os.PathLike, samples: list[Sample], refs_from: str | os.PathLike | None = None) -> None:
+    """Write samples atomically. refs_from: the folder their feature references are relative to now (the
+    file they were read from); the references are rewritten relative to `path`'s folder, so a sample file
+    written anywhere still finds its cached features."""
     from emoreason.atomic import write_text_atomic
 
+    if refs_from is not None:
+        samples = [rebase_feature_refs(s, refs_from, Path(path).parent) for s in samples]
     write_text_atomic(path, "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in samples))
+
+
+def rebase_feature_refs(sample: Sample, old_dir: str | os.PathLike, new_dir: str | os.PathLike) -> Sample:
+    if not sample.features or Path(old_dir).resolve() == Path(new_dir).resolve():
+        return sample
+    moved = {
+        m: ref.model_copy(update={"path": Path(os.path.relpath(Path(old_dir).resolve() / ref.path, Path(new_dir).resolve())).as_posix()})
+        for m, ref in sample.features.items()
+    }
+    return sample.model_copy(update={"features": moved})
 
 

@@ -81,7 +81,7 @@ class EmotionDataset(torch.utils.data.Dataset):
     ):
         self.path = Path(path)
         self.samples_dir = self.path.parent
-        self.data_root = Path(data_root) if data_root else self.samples_dir
+        self.data_root = Path(data_root) if data_root else None  # else each sample's recorded root, else the file's folder
         self.processor = processor
         self.modalities = modalities
         self.feature_source = feature_source
@@ -150,7 +150,7 @@ class EmotionDataset(torch.utils.data.Dataset):
     def features(self, sample: Sample) -> dict[str, torch.Tensor]:
         if self.feature_source == "cache":
             return cached_features(sample, self.samples_dir, self.modalities)
-        features, _ = live_features(self.live, sample, self.data_root, self.modalities)
+        features, _ = live_features(self.live, sample, sample.media_root(self.data_root, self.samples_dir), self.modalities)
         return features
 
     def _drop_modalities(self, index: int, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

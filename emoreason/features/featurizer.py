@@ -31,21 +31,38 @@ from typing import Any
 import numpy as np
 import torch
 
-from emoreason.constants import AUDIO_SAMPLE_RATE, MEDIA_KINDS, MODALITY_TABLE, VISUAL_MODALITIES
+from emoreason.constants import AUDIO_SAMPLE_RATE, MEDIA_KINDS, MODALITY_SPECS, MODALITY_TABLE, VISUAL_MODALITIES
 from emoreason.encoders.config import EncoderConfig
 from emoreason.features.cache import FeatureFileError, read_feature_file
 from emoreason.features.media_config import MediaConfig
 from emoreason.media.errors import MediaError, check_file
-from emoreason.schema import FaceRecord, Sample
+from emoreason.schema import FaceRecord, Landmarks, Sample
+
+from emoreason.encoders.landmarks import ANNOTATION as LANDMARK_ANNOTATION
+from emoreason.encoders.landmarks import DETECTOR as LANDMARK_DETECTOR
 
 # 25 ms at 16 kHz: the HuBERT/wav2vec2 conv stack needs at least one 20 ms frame (400 samples).
 MIN_AUDIO_SAMPLES = 400
 # Reasons that say what a readable file lacks, not that the file is broken: the modality is just absent.
-ABSENT_REASONS = frozenset({"no_audio", "no_video", "no_face", "empty"})
+ABSENT_REASONS = frozenset({"no_audio", "no_video", "no_face", "no_landmarks", "empty"})
 
 MediaFiles = Mapping[str, "Path | MediaError"]
 """Media kind ("video", "audio", "image") -> its file, or the MediaError that already refused it (a path
 outside the data root); at most one file per kind."""
+
+
+class EncoderLoadError(RuntimeError):
+    """An encoder (or the face detector) that cannot be loaded: a setup fault, never the media's."""
+
+    def __init__(self, modality: str, model: str, cause: BaseException, key: str | None = None):
+        self.modality, self.model = modality, model
+        key = key or f"encoders.{modality}.model"
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        hint = ""
+        if not os.path.isabs(model) and ("/" in model.strip("/").split("/", 1)[-1] or model.startswith(".")):
+            hint = (f"; a relative path is read from the working directory ({os.getcwd()}): model directories "
+                    "written by this version record absolute paths, so re-train or edit the path")
+        super().__init__(f"key '{key}': cannot load {model!r} ({type(cause).__name__}: {detail[:300]}){hint}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,9 +157,24 @@ class Featurizer:
         return self._detector
 
     def encoder(self, modality: str):
+        """The modality's frozen encoder, loaded once; EncoderLoadError (never a media error) when it cannot load."""
         from emoreason.encoders.frozen import load_encoder
 
-        return load_encoder(self.encoders[modality])
+        try:
+            return load_encoder(self._weights_config(modality))
+        except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad checkpoint
+            raise EncoderLoadError(modality, self.encoders[modality].model, exc) from exc
+
+    def load_all(self) -> None:
+        """Load every encoder and the face detector now, so a broken one stops a batch or a server before it
+        starts, named by its key, instead of failing every sample as if the media were at fault."""
+        for modality in self.modalities:
+            self.encoder(modality)
+        if "face" in self.encoders:
+            try:
+                self.detector
+            except Exception as exc:
+                raise EncoderLoadError("face", self.media.faces.detector, exc, key="media.faces.detector") from exc
 
     def settings(self, modality: str) -> dict[str, Any]:
         """Every setting that shapes this modality's features (the cache key and the prep->train contract)."""
@@ -151,16 +183,37 @@ class Featurizer:
             settings["sample_rate"] = AUDIO_SAMPLE_RATE
         else:
             settings["frames"] = dataclasses.asdict(self.media.video)
-        if modality == "face":
+        if modality == "face" or self.encoders[modality].model == LANDMARK_DETECTOR:
             settings["faces"] = dataclasses.asdict(self.media.faces)
         return settings
 
+    def _weights_config(self, modality: str) -> EncoderConfig:
+        """The config whose encoder runs `modality`: modalities that read the frames with one checkpoint, layer
+        and output share one loaded encoder (each pools its own way), so its weights are in memory once."""
+        return self.encoders[self._forward_group(modality)[0]]
+
+    def _forward_group(self, modality: str) -> list[str]:
+        """The modalities computed in the same encoder forward pass as `modality` (itself first when alone)."""
+        enc = self.encoders[modality]
+        if MODALITY_SPECS[modality].encoder_input != "frames" or enc.output != "hidden":
+            return [modality]
+        same = dataclasses.replace(enc, pooling="none")
+        return [m for m in self.modalities if MODALITY_SPECS[m].encoder_input == "frames"
+                and dataclasses.replace(self.encoders[m], pooling="none") == same]
+
     # -- the one entry point ------------------------------------------------------------------
 
-    def featurize(self, files: MediaFiles, modalities: Sequence[str] | None = None, sample_id: str | None = None) -> Featurized:
-        """Features of every requested modality that has an encoder; each modality succeeds or fails alone."""
+    def featurize(self, files: MediaFiles, modalities: Sequence[str] | None = None, sample_id: str | None = None,
+                  landmarks: Landmarks | None = None) -> Featurized:
+        """Features of every requested modality that has an encoder; each modality succeeds or fails alone.
+
+        landmarks: the sample's annotated landmarks, which a "landmarks:annotation" encoder reads.
+        """
         wanted = [m for m in (modalities or self.modalities) if m in self.encoders]
         out = Featurized({}, {})
+        if "landmarks" in wanted and self.encoders["landmarks"].model == LANDMARK_ANNOTATION:
+            wanted.remove("landmarks")  # read from the annotation: no file to decode
+            self._annotated_landmarks(landmarks, out, sample_id)
         checked: dict[str, MediaError | None] = {}
         for kind, path in files.items():
             try:
@@ -280,15 +333,62 @@ class Featurizer:
         out.frames_decoded = len(decoded.frames)
         computed: dict[str, torch.Tensor] = {}
         for m in modalities:
-            if m == "face":
+            source = MODALITY_SPECS[m].encoder_input
+            if source == "face_crops":
                 faces = self._faces(decoded, out)
                 if faces is not None:
                     computed["face"] = faces
-            elif m == "video":
+            elif source == "clips":
                 computed[m] = self.encoder(m).encode_video(decoded.frames)  # [t, d]
-            else:
-                computed[m] = self.encoder(m).encode_images(decoded.frames).flatten(0, 1)  # [n * tokens, d]
+            elif source == "landmarks":
+                points = self._detected_landmarks(decoded, out)
+                if points is not None:
+                    computed[m] = self.encoder(m).encode_landmarks(points)  # [k, 136]
+            elif m not in computed:
+                computed |= self._frame_outputs(m, modalities, decoded.frames)
         return computed
+
+    def _frame_outputs(self, modality: str, modalities: list[str], frames: np.ndarray) -> dict[str, torch.Tensor]:
+        """`modality` and the wanted modalities sharing its forward pass: name -> [n * tokens, d]."""
+        group = [m for m in self._forward_group(modality) if m in modalities]
+        if len(group) == 1 and self.encoders[modality].output != "hidden":
+            return {modality: self.encoder(modality).encode_images(frames).flatten(0, 1)}
+        poolings = {m: self.encoders[m].pooling for m in group}
+        outputs = self.encoder(modality).encode_image_outputs(frames, poolings)  # one forward, every pooling
+        return {m: tensor.flatten(0, 1) for m, tensor in outputs.items()}
+
+    def _annotated_landmarks(self, landmarks: Landmarks | None, out: Featurized, sample_id: str | None) -> None:
+        if landmarks is None:
+            out.absent["landmarks"] = Absence("landmarks", "no_landmarks", "sample has no landmarks annotation",
+                                              fault=False)
+            return
+        from emoreason.features.hashing import settings_hash
+
+        if self._from_cache("landmarks", settings_hash(landmarks.model_dump(mode="json")), out, sample_id):
+            return
+
+        def compute() -> dict[str, torch.Tensor]:
+            from emoreason.media.video import sample_frame_indices
+
+            points = np.asarray(landmarks.points)  # [frames, 68, 2]
+            if self.media.video.fps is not None and landmarks.fps is None:
+                raise MediaError("bad_field", None, "landmarks.fps is needed to sample annotated frames by media.video.fps")
+            indices = sample_frame_indices(len(points), landmarks.fps or 1.0, self.media.video)
+            return {"landmarks": self.encoder("landmarks").encode_landmarks(points[indices])}
+
+        self._run(out, ["landmarks"], compute, sample_id, None, None)
+
+    def _detected_landmarks(self, decoded: _Frames, out: Featurized) -> np.ndarray | None:
+        """The main face's landmarks per sampled frame [k, 68, 2]; None (and an absence) when no frame has them."""
+        from emoreason.media.faces import main_face_landmarks
+
+        points, _ = main_face_landmarks(decoded.frames, self.detector)
+        if len(points) == 0:
+            out.absent["landmarks"] = Absence("landmarks", "no_landmarks",
+                                              f"no face landmarks found in any of {len(decoded.times)} sampled frames",
+                                              fault=False)
+            return None
+        return points
 
     def _faces(self, decoded: _Frames, out: Featurized) -> torch.Tensor | None:
         """Features of the main face per frame [k * tokens, d]; None (and an absence) when no frame has one."""

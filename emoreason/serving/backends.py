@@ -33,4 +33,10 @@ def load_engine(
         engine_class = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise BackendError(f"backend {backend!r} is unavailable ({exc}); it needs {needs}") from None
-    return engine_class(model_dir, device=device, max_batch_size=max_batch_size, trust=trust)
+    from emoreason.config import ConfigError
+    from emoreason.features.featurizer import EncoderLoadError
+
+    try:
+        return engine_class(model_dir, device=device, max_batch_size=max_batch_size, trust=trust)
+    except EncoderLoadError as exc:  # the model directory names an encoder that cannot load from here
+        raise ConfigError(f"{model_dir}: {exc}") from None

@@ -65,16 +65,19 @@ def default_prompt(sample: Sample, labels: Sequence[str], modalities: Sequence[s
 
 
 def sample_request(
-    sample: Sample, labels: Sequence[str], modalities: Sequence[str], data_root: Path, max_tokens: int
+    sample: Sample, labels: Sequence[str], modalities: Sequence[str], data_root: Path | None, max_tokens: int,
+    fallback_root: Path = Path("."),
 ) -> GenerationRequest:
-    """A greedy request for the sample, its media resolved against data_root."""
+    """A greedy request for the sample; its media resolved against data_root (the run's --data-root), else the
+    data root prep recorded in the sample, else fallback_root (the input file's folder)."""
     from emoreason.model.generation import prompt_turns
 
     if sample.conversations:
         messages = [{"role": t.role, "content": t.content} for t in prompt_turns(sample.conversations)]
     else:
         messages = [{"role": "user", "content": default_prompt(sample, labels, modalities)}]
-    media = [MediaInput(kind, sample.media_path(kind, data_root)) for kind in MEDIA_KINDS if getattr(sample.media, kind)]
+    root = sample.media_root(data_root, fallback_root)
+    media = [MediaInput(kind, sample.media_path(kind, root)) for kind in MEDIA_KINDS if getattr(sample.media, kind)]
     return GenerationRequest(messages=messages, media=media, max_tokens=max_tokens, temperature=0.0)
 
 
@@ -121,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8, help="samples generated together")
     parser.add_argument("--max-tokens", type=int, default=64, help="longest answer, in tokens")
     parser.add_argument("--labels", help="comma-separated label set (default: every targets.emotion in --input)")
-    parser.add_argument("--data-root", help="folder the media paths are relative to (default: the input's folder)")
+    parser.add_argument("--data-root", help="folder the media paths are relative to (default: the data root prep recorded in each sample, else the input's folder)")
     parser.add_argument(
         "--feature-source", choices=("live", "cache"), default="live",
         help="live: decode media and run the encoders now; cache: the features `emoreason prep` stored",
@@ -144,7 +147,7 @@ def predict_chunk(
     chunk: Sequence[Sample],
     labels: Sequence[str],
     *,
-    data_root: Path,
+    data_root: Path | None,
     samples_dir: Path,
     feature_source: str,
     max_tokens: int,
@@ -153,7 +156,7 @@ def predict_chunk(
     records: list[dict] = []
     ready: list[tuple[Sample, PreparedRequest]] = []
     for sample in chunk:
-        request = sample_request(sample, labels, engine.modalities, data_root, max_tokens)
+        request = sample_request(sample, labels, engine.modalities, data_root, max_tokens, fallback_root=samples_dir)
         try:
             ready.append((sample, prepare_sample(engine, sample, request, feature_source, samples_dir)))
         except (MediaError, ValueError, FileNotFoundError) as exc:  # this sample's fault alone
@@ -177,7 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         labels = sorted({s.targets.emotion for s in samples if s.targets and s.targets.emotion})
     if not labels and any(not s.conversations for s in samples):
         raise SetupError("samples without conversations get a recognition prompt listing the labels: pass --labels a,b,c")
-    data_root = Path(args.data_root) if args.data_root else input_path.parent
+    data_root = Path(args.data_root) if args.data_root else None  # else each sample's recorded root, else the input's folder
     counts = {"predicted": 0, "failed": 0, "skipped": 0}
     # A garbled line (a bad disk block, a hand edit) names no trustworthy id: drop it and redo its sample.
     for problem in drop_bad_lines(args.out, required=("id",)):

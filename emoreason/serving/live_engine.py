@@ -35,6 +35,9 @@ class LiveMediaEngine:
             raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
         self.modalities = config.modalities
         self.featurizer = Featurizer(config.encoders, config.media)
+        # Every encoder and the face detector load now: a model whose encoder cannot load fails at start-up
+        # (EncoderLoadError), never as a 500 on each request after /health said ok.
+        self.featurizer.load_all()
         self.model_name = model_name or default_model_name(model_dir)
         self.max_batch_size = max_batch_size
         # The encoders and the face detector are shared: one request's media at a time.
