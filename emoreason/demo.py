@@ -82,7 +82,8 @@ def prepare_tiny_data(
 
     prepped = load_samples(workdir / "prep" / "samples.jsonl")
     labels = sorted({s.targets.emotion for s in prepped if s.targets and s.targets.emotion})
-    conversations = build_conversations(prepped, "recognition", modalities=list(MODALITIES), seed=seed, labels=labels)
+    conversations = build_conversations(prepped, "recognition", modalities=[m for m in MODALITIES if m in encoders], seed=seed,
+                                        labels=labels)
     order = {s.id: i for i, s in enumerate(load_samples(data_dir / "samples.jsonl"))}
     conversations.sort(key=lambda s: order[s.id])
     train, heldout = split_heldout(conversations, len(labels))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from emoreason.constants import MODALITIES, PLACEHOLDER_TOKENS
+from emoreason.constants import MODALITIES, MODALITY_SPECS, PLACEHOLDER_TOKENS
 from emoreason.data_prep.instructions.errors import InstructionError
 from emoreason.schema import ClueSource, Sample
 
@@ -20,9 +20,9 @@ _MEDIA_FOR: dict[str, tuple[str, ...]] = {
 # given: a target quoting the voice while no <audio> is in the prompt teaches it to hallucinate.
 _CLUE_SEEN_IN: dict[str, frozenset[str]] = {
     "audio": frozenset({"audio"}),
-    "face": frozenset({"face", "video", "frame"}),
-    "video": frozenset({"video", "frame"}),
-    "frame": frozenset({"video", "frame"}),
+    "face": frozenset({"face", "video", "frame", "frame_cls", "landmarks"}),
+    "video": frozenset({"video", "frame", "frame_cls"}),
+    "frame": frozenset({"video", "frame", "frame_cls"}),
 }
 
 
@@ -44,7 +44,7 @@ def placeholder_prefix(modalities: Sequence[str]) -> str:
 def check_media(sample: Sample, modalities: Sequence[str]) -> None:
     """Raise InstructionError if the sample has no media a requested modality is computed from."""
     for modality in modalities:
-        kinds = _MEDIA_FOR[modality]
+        kinds = _MEDIA_FOR.get(modality, MODALITY_SPECS[modality].sources)
         if not any(getattr(sample.media, kind) for kind in kinds):
             needed = " or ".join(f"media.{kind}" for kind in kinds)
             raise InstructionError(sample.id, "media", f"modality {modality!r} needs {needed}, the sample has neither")
@@ -61,7 +61,7 @@ def visible_clues(sample: Sample, modalities: Sequence[str]) -> dict[str, str]:
     for source in ClueSource.__args__:
         if source not in clues:
             continue
-        seen = bool(sample.subtitle) if source == "text" else bool(_CLUE_SEEN_IN[source] & shown)
+        seen = bool(sample.subtitle) if source == "text" else bool(_CLUE_SEEN_IN.get(source, frozenset({source})) & shown)
         if seen:
             visible[source] = clues[source]
     return visible

@@ -45,7 +45,8 @@ class EncoderConfig:
     """One frozen per-modality encoder: the checkpoint, the layer read out and the pooling."""
 
     model: str
-    """Hub id or local directory of the checkpoint (loaded with transformers AutoModel)."""
+    """Hub id or local directory of the checkpoint (loaded with transformers AutoModel); for the landmarks
+    modality the built-in "landmarks:annotation" or "landmarks:detector" (emoreason/encoders/landmarks.py)."""
     layer: int = -1
     """Index into `hidden_states` (0 = embeddings output, -1 = last layer)."""
     pooling: str = "mean"
@@ -70,6 +71,14 @@ class EncoderConfig:
         check(isinstance(self.pooling, str) and _is_pooling(self.pooling), "pooling",
               f"one of {list(POOLING_MODES)} with K >= 1", self.pooling)
         check(self.output in OUTPUTS, "output", f"one of {list(OUTPUTS)}", self.output)
+        if self.model.startswith("landmarks:"):
+            from emoreason.encoders.landmarks import LANDMARK_ENCODERS
+
+            check(self.model in LANDMARK_ENCODERS, "model", f"one of {sorted(LANDMARK_ENCODERS)}", self.model)
+            check(self.output == "hidden" and self.layer == -1, "output",
+                  "the defaults (output 'hidden', layer -1) for a landmark encoder, which has no layers", self.output)
+            check(self.pooling in ("mean", "none") or self.pooling.startswith("tokens:"), "pooling",
+                  "none (a token per frame), mean or tokens:K for landmarks (they have no CLS token)", self.pooling)
         if self.output == "image_features":
             check(self.layer == -1, "layer", "-1 with output 'image_features' (the embedding reads the last layer)",
                   self.layer)

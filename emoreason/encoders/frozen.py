@@ -239,6 +239,10 @@ def load_encoder(cfg: EncoderConfig) -> FrozenEncoder:
 
     A checkpoint rewritten in place (same path, new weights) is loaded again rather than served stale.
     """
+    from emoreason.encoders.landmarks import LandmarkEncoder, is_landmark_encoder
+
+    if is_landmark_encoder(cfg.model):
+        return LandmarkEncoder(cfg)  # no weights to load or share
     key = dataclasses.astuple(cfg)
     fingerprint = model_fingerprint(cfg.model)
     if key not in _LOADED or _LOADED[key][0] != fingerprint:

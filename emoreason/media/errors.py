@@ -16,6 +16,7 @@ REASONS: dict[str, str] = {
     "no_video": "no video track",
     "no_audio": "no audio track",
     "no_face": "no face found",
+    "no_landmarks": "no facial landmarks (none annotated or detected)",
     "too_long": "media longer than the configured limit",
     "too_large": "image larger than the configured pixel limit",
     "bad_field": "wrong field type or invalid record",

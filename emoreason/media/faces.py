@@ -44,6 +44,18 @@ class FaceDetector(abc.ABC):
     def detect(self, frame: np.ndarray) -> list[Box]:
         """Faces in an RGB uint8 frame [h, w, 3], in no particular order."""
 
+    def detect_landmarks(self, frame: np.ndarray, box: Box) -> np.ndarray | None:
+        """The 68 (x, y) points [68, 2] (iBUG layout, frame pixels) of the face in `box`, or None when it has none.
+
+        Optional: a detector that locates landmarks overrides it, and then feeds the "landmarks:detector"
+        encoder of the landmarks modality.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not locate facial landmarks")
+
+    @classmethod
+    def provides_landmarks(cls) -> bool:
+        return cls.detect_landmarks is not FaceDetector.detect_landmarks
+
 
 class HaarFaceDetector(FaceDetector):
     """OpenCV's Viola-Jones cascade: fast on CPU, frontal faces only."""
@@ -149,4 +161,31 @@ def crop_main_faces(
         else:
             crops.append(crop_face(frame, box, margin, size))
     out = np.stack(crops) if crops else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return out, missing
+
+
+def main_face_landmarks(frames: np.ndarray, detector: FaceDetector) -> tuple[np.ndarray, list[int]]:
+    """The main face's landmarks in each frame that has them [k, 68, 2], and the frames without.
+
+    A detector answering with another shape is a ValueError naming its class and the expected shape.
+    """
+    from emoreason.constants import NUM_LANDMARKS
+
+    if not detector.provides_landmarks():
+        raise ValueError(f"key 'media.faces.detector': {type(detector).__name__} does not locate landmarks "
+                         "(a FaceDetector subclass implementing detect_landmarks is needed by 'landmarks:detector')")
+    points: list[np.ndarray] = []
+    missing: list[int] = []
+    for i, frame in enumerate(frames):
+        box = main_face(detector.detect(_check_frame(frame)))
+        found = None if box is None else detector.detect_landmarks(frame, box)
+        if found is None:
+            missing.append(i)
+            continue
+        found = np.asarray(found, dtype=np.float64)
+        if found.shape != (NUM_LANDMARKS, 2) or not np.isfinite(found).all():
+            raise ValueError(f"{type(detector).__name__}.detect_landmarks: expected [{NUM_LANDMARKS}, 2] finite "
+                             f"(x, y) points, got shape {found.shape}")
+        points.append(found)
+    out = np.stack(points) if points else np.zeros((0, NUM_LANDMARKS, 2))
     return out, missing

@@ -119,6 +119,9 @@ def encoder_hidden_size(model: str, trust_remote_code: bool = False, output: str
     from transformers import AutoConfig
 
     from emoreason.encoders.families import feature_width
+    from emoreason.encoders.landmarks import LANDMARK_WIDTH, is_landmark_encoder
 
+    if is_landmark_encoder(model):
+        return LANDMARK_WIDTH
     config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
     return feature_width(config, output)

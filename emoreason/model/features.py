@@ -25,7 +25,8 @@ def live_features(
     featurizer: Featurizer, sample: Sample, data_root: str | Path, modalities: Sequence[str]
 ) -> tuple[dict[str, torch.Tensor], Featurized]:
     """modality -> [t, d] fp16 computed from the media now, plus the Featurizer's record (absences, faces)."""
-    featurized = featurizer.featurize(sample_files(sample, data_root), list(modalities), sample_id=sample.id)
+    featurized = featurizer.featurize(sample_files(sample, data_root), list(modalities), sample_id=sample.id,
+                                     landmarks=sample.landmarks)
     return featurized.features, featurized
 
 

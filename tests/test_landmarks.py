@@ -1,0 +1,127 @@
+"""Two inputs from one encoder forward (frame patches + frame_cls), and the landmarks modality (schema,
+the built-in landmark encoder, annotation and detector sources through the Featurizer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emoreason.config import ConfigError
+from emoreason.constants import NUM_LANDMARKS
+from emoreason.encoders.config import EncoderConfig
+from emoreason.encoders.landmarks import normalise_landmarks
+from emoreason.features.featurizer import Featurizer
+from emoreason.features.media_config import MediaConfig
+from emoreason.media.faces import Box, FaceDetector
+from emoreason.media.video import FrameSampling
+from emoreason.schema import SchemaError, parse_sample
+
+
+@pytest.fixture(scope="module")
+def clip_vision(tmp_path_factory) -> str:
+    from emoreason.encoders.tiny import build_tiny
+
+    return build_tiny("clip-vision", tmp_path_factory.mktemp("enc"))
+
+
+def template_points(shift: float = 0.0) -> np.ndarray:
+    """68 distinct (x, y) points on a 10 x 7 grid, offset by `shift`."""
+    grid = np.stack(np.meshgrid(np.arange(10.0), np.arange(7.0)), axis=-1).reshape(-1, 2)[:NUM_LANDMARKS]
+    return grid * 3.0 + 40.0 + shift  # [68, 2]
+
+
+def test_frame_cls_shares_the_frame_forward_pass_bit_for_bit(clip_vision, media_dir):
+    media = MediaConfig(video=FrameSampling(num_frames=3))
+    patches = EncoderConfig(model=clip_vision, pooling="patches")
+    cls = EncoderConfig(model=clip_vision, pooling="cls")
+    files = {"video": media_dir / "h264_aac.mp4"}
+    together = Featurizer({"frame": patches, "frame_cls": cls}, media)
+    encoder = together.encoder("frame_cls")
+    assert encoder is together.encoder("frame")  # one loaded copy of the weights
+    calls = []
+    hook = encoder._backbone.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        both = together.featurize(files)
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # 3 frames in one batch: one forward gave both inputs
+    alone_patches = Featurizer({"frame": patches}, media).featurize(files).features["frame"]
+    alone_cls = Featurizer({"frame_cls": cls}, media).featurize(files).features["frame_cls"]
+    num_patches = alone_patches.shape[0] // 3
+    assert both.features["frame_cls"].shape == (3, alone_cls.shape[1])  # one CLS token per frame
+    assert torch.equal(both.features["frame"], alone_patches) and torch.equal(both.features["frame_cls"], alone_cls)
+    assert num_patches > 1
+
+
+def test_landmark_annotation_is_validated_naming_the_field():
+    good = [template_points().tolist()] * 2
+    sample = parse_sample({"id": "a", "landmarks": {"points": good}})
+    assert len(sample.landmarks.points) == 2
+    for bad, expected in [
+        ([template_points()[:67].tolist()], "frame 0: expected 68 [x, y] points, got 67"),
+        ([[[1.0, 2.0, 3.0]] * NUM_LANDMARKS], "frame 0, point 0: expected [x, y]"),
+        ([[[1.0, float("nan")]] * NUM_LANDMARKS], "finite numbers"),
+        ([], "non-empty list of frames"),
+    ]:
+        with pytest.raises(SchemaError, match="field 'landmarks.points'") as info:
+            parse_sample({"id": "a", "landmarks": {"points": bad}})
+        assert expected in str(info.value)
+
+
+def test_landmark_encoder_normalises_each_frame_to_its_face():
+    points = np.stack([template_points(), template_points(100.0) * 1.0])  # same face, moved
+    tokens = normalise_landmarks(points)
+    assert tokens.shape == (2, 2 * NUM_LANDMARKS)
+    assert torch.equal(tokens[0], tokens[1]) and tokens.min() == 0 and tokens.max() == 1
+    with pytest.raises(ValueError, match=r"expected \[frames >= 1, 68, 2\]"):
+        normalise_landmarks(points[:, :60])
+    with pytest.raises(ConfigError, match="key 'pooling'"):
+        EncoderConfig(model="landmarks:annotation", pooling="cls")
+    with pytest.raises(ConfigError, match="key 'model'"):
+        EncoderConfig(model="landmarks:mediapipe")
+
+
+def test_annotated_landmarks_follow_the_frame_sampling(media_dir):
+    # 24 annotated frames, frame i shifted by i: 4 uniform frames take frames 3, 9, 15, 21.
+    points = [template_points(i).tolist() for i in range(24)]
+    sample = parse_sample({"id": "a", "media": {"video": "h264_aac.mp4"}, "landmarks": {"points": points}})
+    media = MediaConfig(video=FrameSampling(num_frames=4))
+    featurizer = Featurizer({"landmarks": EncoderConfig(model="landmarks:annotation", pooling="none")}, media)
+    out = featurizer.featurize({"video": media_dir / "h264_aac.mp4"}, landmarks=sample.landmarks)
+    assert out.features["landmarks"].shape == (4, 2 * NUM_LANDMARKS) and out.features["landmarks"].dtype == torch.float16
+    none = featurizer.featurize({"video": media_dir / "h264_aac.mp4"})
+    assert none.absent["landmarks"].reason == "no_landmarks" and not none.absent["landmarks"].fault
+    by_fps = Featurizer(featurizer.encoders, MediaConfig(video=FrameSampling(num_frames=None, fps=2.0)))
+    refused = by_fps.featurize({}, landmarks=sample.landmarks)
+    assert refused.absent["landmarks"].fault and "landmarks.fps" in refused.absent["landmarks"].message
+
+
+class GridLandmarkDetector(FaceDetector):
+    """A test plug-in: one face box per frame and the template's points inside it."""
+
+    def detect(self, frame):
+        return [Box(30.0, 20.0, 40.0, 50.0, 1.0)]
+
+    def detect_landmarks(self, frame, box):
+        return template_points() + box.x
+
+
+class WrongShapeDetector(GridLandmarkDetector):
+    def detect_landmarks(self, frame, box):
+        return np.zeros((5, 2))
+
+
+def test_detector_plugin_landmarks_through_the_featurizer(media_dir):
+    enc = {"landmarks": EncoderConfig(model="landmarks:detector", pooling="none")}
+    media = MediaConfig(video=FrameSampling(num_frames=3))
+    media.faces.detector = f"{__name__}:GridLandmarkDetector"
+    out = Featurizer(enc, media).featurize({"video": media_dir / "h264_aac.mp4"})
+    assert out.features["landmarks"].shape == (3, 2 * NUM_LANDMARKS)
+    with pytest.raises(ValueError, match=r"WrongShapeDetector.detect_landmarks: expected \[68, 2\]"):
+        Featurizer(enc, media, face_detector=WrongShapeDetector()).featurize({"video": media_dir / "h264_aac.mp4"})
+    from emoreason.media.faces import HaarFaceDetector
+
+    assert not HaarFaceDetector.provides_landmarks() and GridLandmarkDetector.provides_landmarks()
+    with pytest.raises(ValueError, match="key 'media.faces.detector'"):
+        Featurizer(enc, media, face_detector=HaarFaceDetector()).featurize({"video": media_dir / "h264_aac.mp4"})
