@@ -142,6 +142,7 @@ def test_chat_bad_upload_then_streamed_answer_and_what_the_model_saw(app_url, br
     oversize.write_bytes(demo.clip().read_bytes() * (2**20 // demo.clip().stat().st_size + 1))
     upload(page, oversize)
     page.wait_for_selector("text=exceed the maximum allowed size")  # Gradio's own limit, set from --max-upload-mb
+    page.locator(".toast-close").first.click()  # read, dismissed: it would cover the screenshots
     page.locator("#pick input").fill("../outside.mp4")
     page.keyboard.press("Enter")  # takes the typed value and closes the options list over the button
     page.click("#attach-pick")

@@ -21,7 +21,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOTS_ENV = "EMOREASON_SCREENSHOTS"
-"""A folder: every screenshot a test takes is also saved there (how docs/web_*.png are made)."""
+"""A folder: every screenshot a test takes is also saved there, small enough for docs/ (how docs/web_saw.png is made)."""
+DOC_WIDTH, DOC_MAX_HEIGHT, DOC_COLOURS = 960, 1200, 64
 
 
 def chromium_executable() -> str:
@@ -54,8 +55,19 @@ def screenshot(page, path: Path) -> Path:
     if os.environ.get(SCREENSHOTS_ENV):
         target = Path(os.environ[SCREENSHOTS_ENV])
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target / path.name)
+        save_small(path, target / path.name)
     return path
+
+
+def save_small(source: Path, target: Path) -> None:
+    """The top of the page, DOC_WIDTH wide, in a DOC_COLOURS palette: tens of KB instead of a megabyte."""
+    from PIL import Image
+
+    image = Image.open(source).convert("RGB")
+    scale = DOC_WIDTH / image.width
+    image = image.resize((DOC_WIDTH, round(image.height * scale)), Image.LANCZOS)
+    image = image.crop((0, 0, DOC_WIDTH, min(image.height, DOC_MAX_HEIGHT)))
+    image.quantize(DOC_COLOURS).save(target, optimize=True)
 
 
 def check_not_blank(path: Path) -> None:

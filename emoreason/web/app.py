@@ -102,8 +102,8 @@ def _results_tab(settings: WebSettings) -> dict:
     ui["sample_text"] = gr.Markdown("", elem_id="sample-text")
     with gr.Row():
         ui["sample_video"] = gr.Video(label="clip", interactive=False, elem_id="sample-video")
-        ui["sample_audio"] = gr.Audio(label="audio", interactive=False, type="filepath", elem_id="sample-audio")
-        ui["sample_image"] = gr.Image(label="image", interactive=False, type="filepath", elem_id="sample-image")
+        ui["sample_audio"] = gr.Audio(label="audio", interactive=False, visible=False, type="filepath", elem_id="sample-audio")
+        ui["sample_image"] = gr.Image(label="image", interactive=False, visible=False, type="filepath", elem_id="sample-image")
     return ui
 
 

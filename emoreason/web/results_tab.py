@@ -135,4 +135,4 @@ class ResultsHandlers:
         if not path.is_file():
             return text + "\n\n" + error(f"{row.media}: not found under the media root"), None, None, None
         media = {row.media_kind: str(path)}
-        return text, media.get("video"), media.get("audio"), media.get("image")
+        return text, *(gr.update(value=media.get(kind), visible=kind in media) for kind in ("video", "audio", "image"))
