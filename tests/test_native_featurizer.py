@@ -157,3 +157,14 @@ def test_face_crops_go_in_as_extra_images(kind, tmp_path_factory, clip):
 
     no_face = featurizer.featurize({"video": clip})  # the gradient clip has no face
     assert no_face.absent["face"].reason == "no_face" and not no_face.absent["face"].fault
+
+
+def test_a_path_refused_before_decoding_is_a_fault(omni):
+    from emoreason.media.errors import MediaError
+
+    refused = MediaError("outside_root", "clips/link.mp4")  # what sample_files gives for a path escaping the root
+    out = omni.featurize({"video": refused})
+    assert out.inputs == {} and out.absent["video"].fault and out.absent["audio"].fault
+    with pytest.raises(MediaError) as raised:
+        out.raise_for_fault()
+    assert raised.value is refused

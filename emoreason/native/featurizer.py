@@ -47,7 +47,7 @@ class NativeFeaturized:
 
     def raise_for_fault(self) -> None:
         for absence in self.faults():
-            raise MediaError(absence.reason, None, absence.message)
+            raise getattr(absence, "error", None) or MediaError(absence.reason, None, absence.message)
 
 
 class NativeFeaturizer:
@@ -106,6 +106,8 @@ class NativeFeaturizer:
                 out.absent[modality] = Absence(modality, _ABSENT_WHEN_NO_SOURCE[modality], message, fault=False)
                 continue
             try:
+                if isinstance(files[kind], MediaError):  # refused already (e.g. a path outside the data root)
+                    raise files[kind]
                 check_file(files[kind])
             except MediaError as exc:
                 out.absent[modality] = Absence.from_error(modality, exc, file_checked=False)
