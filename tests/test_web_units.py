@@ -41,7 +41,7 @@ def test_bad_uploads_name_the_file_and_the_problem(media_dir: Path, name: str, w
 
 
 def test_oversize_and_overlong_uploads(media_dir: Path):
-    with pytest.raises(UploadError, match="over the upload limit of 0.001 MB"):
+    with pytest.raises(UploadError, match="MiB is over the upload limit"):
         check_media(media_dir / "h264_aac.mp4", UploadLimits(max_bytes=1000))
     with pytest.raises(UploadError, match="longer than the configured limit"):
         check_media(media_dir / "h264_aac.mp4", UploadLimits(max_bytes=10_000_000, max_seconds=0.5))
@@ -156,3 +156,14 @@ def test_drawing():
     wave = waveform_image(np.sin(np.linspace(0, 50, 16000)).astype(np.float32), width=100, height=40)
     assert wave.shape == (40, 100, 3) and (wave == (40, 90, 200)).all(axis=2).sum() > 100
     assert waveform_image(np.zeros(0, np.float32)).shape == (120, 720, 3)
+
+
+def test_command_line_refusals_exit_2_with_a_message(tmp_path: Path, capsys):
+    from emoreason.web.web_cli import build_parser, main
+
+    assert main(["--media-root", str(tmp_path / "none"), "--port", "0"]) == 2
+    assert "--media-root" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path / "no_model"), "--port", "0"]) == 2
+    assert "emoreason web: error:" in capsys.readouterr().err
+    defaults = build_parser().parse_args([])
+    assert (defaults.host, defaults.share) == ("127.0.0.1", False), "local only, and no public link unless asked"

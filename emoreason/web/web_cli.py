@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import socket
 import sys
 from pathlib import Path
 
 from emoreason.cli_args import HelpFormatter
 from emoreason.config import ConfigError
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
+from emoreason.serving.serve_cli import _is_loopback  # serve's rule for when to warn, not a second one
 from emoreason.serving.engine import InferenceEngine
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 from emoreason.web.inspection import Inspector, ModelMedia
@@ -118,13 +118,6 @@ def start(argv: list[str] | None = None, engine: InferenceEngine | None = None) 
         print(f"emoreason web: warning: listening on {args.host}: anyone who can reach it can use the model and read "
               "files under the media root", file=sys.stderr)
     return RunningApp(app, url)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return all(info[4][0].startswith("127.") or info[4][0] == "::1" for info in socket.getaddrinfo(host, None))
-    except socket.gaierror:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
