@@ -11,6 +11,7 @@ skip the batches epoch 2 already used and reshuffle exactly as A did.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,8 @@ def runs(data, tmp_path_factory) -> dict:
     straight = run_training(data, out / "a", 2 * N, resume=False)
     first_half = run_training(data, out / "b", N, resume=False)
     assert (out / "b" / f"checkpoint-{N}").is_dir()
+    # A run stopped after checkpoint-N has no final model; a finished one is refused rather than resumed.
+    shutil.rmtree(out / "b" / "model")
     second_half = run_training(data, out / "b", 2 * N, resume=True)
     return {"a": straight, "b1": first_half, "b2": second_half, "b_dir": out / "b"}
 

@@ -1,7 +1,8 @@
 """`emoreason train --config configs/train/X.yaml [key=value ...]`: align projectors or LoRA-tune the emotion LM.
 
 Launch on many GPUs with scripts/train_torchrun.sh (DeepSpeed via optim.deepspeed=...).
-Re-running the same command resumes from the newest complete checkpoint in optim.output_dir.
+Re-running the same command resumes an unfinished run from its newest complete checkpoint in
+optim.output_dir; a finished run there is refused (exit 2) unless --overwrite.
 
 The arguments are parsed and the config is validated before the training stack (transformers,
 peft, DeepSpeed) is imported, so `--help` and a config error answer in a fraction of a second.
@@ -21,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="YAML train config (see configs/train/)")
     parser.add_argument(
+        "--overwrite", action="store_true",
+        help="train anew in an optim.output_dir that holds a run, removing its checkpoints, model and train_config.yaml "
+        "(the same as optim.overwrite=true)",
+    )
+    parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.learning_rate=1e-4 stage=align"
     )
     return parser
@@ -30,17 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from emoreason.config import ConfigError
     from emoreason.hf_quiet import quiet_deepspeed_cpu_notice
-    from emoreason.train.config import load_train_config
+    from emoreason.train.kinds import load_any_train_config, run_any_config
 
     try:
-        cfg = load_train_config(args.config, args.overrides)
+        cfg = load_any_train_config(args.config, args.overrides + (["optim.overwrite=true"] if args.overwrite else []))
     except (ConfigError, FileNotFoundError) as exc:
         print(f"emoreason train: error: {exc}", file=sys.stderr)
         return 2
     quiet_deepspeed_cpu_notice()
-    from emoreason.train.run import run_config
+    if cfg.stage == "grpo":
+        from emoreason.train.grpo_run import run_grpo_config
 
-    return run_config(cfg)
+        return run_grpo_config(cfg)
+    return run_any_config(cfg)
 
 
 if __name__ == "__main__":

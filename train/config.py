@@ -8,20 +8,22 @@ from pathlib import Path
 from emoreason.config import ConfigError, check, config_from_dict, read_config_data, value_source
 from emoreason.constants import MODALITIES
 from emoreason.model.config import ModelConfig, check_against_checkpoints
+from emoreason.train.grpo_config import GRPOSettings
 
-STAGES = ("align", "instruct")
+STAGES = ("align", "instruct", "grpo")
 
 
 @dataclasses.dataclass
 class DataConfig:
     train: str
-    """Samples JSONL written by `emoreason prep` (features referenced) or with media for the live path."""
+    """Samples JSONL written by `emoreason prep` (features referenced) or with media for the live path;
+    `registry:NAME` takes the path from the dataset registry (docs/datasets.md)."""
     eval: str | None = None
-    """Held-out samples for eval loss."""
+    """Held-out samples: eval loss every optim.eval_steps, and greedy answers scored on a slice of them."""
     feature_source: str = "cache"
     """'cache' reads prep's fp16 features (fast); 'live' decodes media and runs the encoders each step."""
     data_root: str | None = None
-    """Media root for the live path; defaults to the samples file's folder."""
+    """Media root for the live path; defaults to the samples file's folder (or the registry entry's data_root)."""
     modality_dropout: float = 0.0
     """Chance to drop each modality of a training sample (its placeholder goes too); one always stays."""
 
@@ -54,11 +56,20 @@ class OptimConfig:
     deepspeed: str | None = None
     """DeepSpeed JSON (configs/deepspeed/zero2.json, zero3.json); launch with torchrun."""
     resume: bool = True
-    """Continue from the newest checkpoint in output_dir when there is one."""
+    """Continue an unfinished run from the newest checkpoint in output_dir when there is one."""
+    overwrite: bool = False
+    """Train anew in an output_dir that holds a run (finished or not): its checkpoints, model and record go first."""
     save_steps: int = 500
     save_total_limit: int | None = 3
     logging_steps: int = 10
     eval_steps: int | None = None
+    """Every this many steps: eval loss on data.eval, and held-out accuracy by greedy answers."""
+    eval_generate_samples: int = 64
+    """How many data.eval samples (with an emotion target) are answered greedily and scored each evaluation; 0: none."""
+    eval_max_new_tokens: int = 32
+    """Answer length for that scoring; the label is read with the evaluator's own rule (emoreason.labels)."""
+    report_to: list[str] | str = dataclasses.field(default_factory=lambda: ["none"])
+    """transformers' report_to: 'none', 'all', or integrations such as 'tensorboard', 'wandb' (installed separately)."""
     num_workers: int = 0
     """DataLoader workers."""
     use_cpu: bool = False
@@ -72,20 +83,36 @@ class OptimConfig:
         check(self.precision in ("fp32", "bf16"), "precision", "'fp32' or 'bf16'", self.precision)
         check(self.num_epochs > 0 or self.max_steps > 0, "num_epochs", "a positive number (or set max_steps)", self.num_epochs)
         check(self.deepspeed is None or Path(self.deepspeed).exists(), "deepspeed", "an existing DeepSpeed JSON file", self.deepspeed)
+        check(self.eval_generate_samples >= 0, "eval_generate_samples", "an integer >= 0", self.eval_generate_samples)
+        check(self.eval_max_new_tokens >= 1, "eval_max_new_tokens", "an integer >= 1", self.eval_max_new_tokens)
+        check(self.eval_steps is None or self.eval_steps >= 1, "eval_steps", "an integer >= 1 (or null)", self.eval_steps)
+        if isinstance(self.report_to, str):  # `optim.report_to=tensorboard` on the command line
+            self.report_to = [self.report_to]
+        names = self.report_to
+        check(bool(names) and all(names), "report_to", "a list of integration names, e.g. [none] or [tensorboard]", self.report_to)
+        check(len(names) == 1 or not {"none", "all"} & set(names), "report_to", "'none' or 'all' alone, or integration names", self.report_to)
 
 
 @dataclasses.dataclass
 class TrainConfig:
     stage: str
-    """'align': projectors only, LLM frozen, caption-style data. 'instruct': projectors + LoRA."""
+    """'align': projectors only, LLM frozen, caption-style data. 'instruct': projectors + LoRA.
+    'grpo': reinforcement learning from a supervised model (init_from) with the `grpo:` rewards (docs/grpo.md)."""
     model: ModelConfig
     data: DataConfig
     optim: OptimConfig
     init_from: str | None = None
     """A saved model directory (e.g. the align stage's) to continue from instead of fresh projectors."""
+    grpo: GRPOSettings | None = None
+    """Stage grpo only: rewards, sampling, KL and curriculum (emoreason.train.grpo_config)."""
 
     def __post_init__(self) -> None:
         check(self.stage in STAGES, "stage", f"one of {list(STAGES)}", self.stage)
+        if self.stage == "grpo":
+            check(self.init_from is not None, "init_from", "a supervised model directory (stage grpo starts from one)")
+            self.grpo = self.grpo or GRPOSettings()
+        else:
+            check(self.grpo is None, "grpo", f"no grpo block for stage {self.stage!r} (it is read by stage grpo only)")
         for m in self.model.projectors:
             check(m in MODALITIES, f"model.projectors.{m}", f"a modality among {list(MODALITIES)}", m)
 
@@ -103,6 +130,7 @@ def load_train_config(path: str | None, overrides: list[str] | None = None, chec
         return ConfigError(f"{value_source(str(exc), where, overrides)}: {exc}")
 
     try:
+        resolve_data_paths(data, check_files=check_checkpoints)
         contract = None
         if data.get("init_from"):
             model_from_init(data)
@@ -121,6 +149,34 @@ def load_train_config(path: str | None, overrides: list[str] | None = None, chec
     if cfg.init_from is None:
         cfg.model = portable_model_config(cfg.model)
     return cfg
+
+
+def resolve_data_paths(data: dict, check_files: bool = True) -> None:
+    """data.train / data.eval: `registry:NAME` replaced by the entry's path (its data_root filling data.data_root),
+    then, with check_files, each file checked to exist before anything reads it."""
+    from emoreason.dataset_registry import resolve_path
+
+    section = data.get("data")
+    if not isinstance(section, dict):
+        return
+    roots = {}
+    for key in ("train", "eval"):
+        value = section.get(key)
+        if not isinstance(value, str):
+            continue
+        section[key], entry = resolve_path(value, f"data.{key}")
+        if entry is not None:
+            if key == "train" and entry.split == "test":
+                raise ConfigError(f"key 'data.train': {entry.describe()} is the test split; train on a train split")
+            if entry.data_root is not None:
+                roots[key] = str(entry.data_root)
+        if check_files and not Path(section[key]).is_file():
+            raise ConfigError(f"key 'data.{key}': no such samples file: {section[key]}")
+    if roots and not section.get("data_root"):
+        if len(set(roots.values())) > 1:
+            raise ConfigError(f"key 'data.data_root': the registry entries of data.train and data.eval have different data roots "
+                              f"({roots['train']} and {roots['eval']}); set data.data_root")
+        section["data_root"] = next(iter(roots.values()))
 
 
 def portable_model_config(model: ModelConfig) -> ModelConfig:

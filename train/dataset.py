@@ -56,6 +56,10 @@ def check_feature_encoders(path: Path, samples: list[Sample], encoders: Mapping[
                 )
 
 
+class NoUsableSamplesError(ValueError):
+    """A samples file with nothing to train on; the message says why (the skipped samples are listed above it)."""
+
+
 class DamagedFeaturesError(ValueError):
     """Referenced feature files failed verification; the message names each file and the samples using it."""
 
@@ -80,6 +84,8 @@ class EmotionDataset(torch.utils.data.Dataset):
         seed: int = 0,
     ):
         self.path = Path(path)
+        if not self.path.is_file():
+            raise NoUsableSamplesError(f"{self.path}: no such samples file")
         self.samples_dir = self.path.parent
         self.data_root = Path(data_root) if data_root else None  # else each sample's recorded root, else the file's folder
         self.processor = processor
@@ -108,7 +114,8 @@ class EmotionDataset(torch.utils.data.Dataset):
             for s in self.skipped[:20]:
                 print(f"  {s.sample_id}: {s.reason}", file=sys.stderr)
         if not self.samples:
-            raise ValueError(f"{self.path}: no usable training samples")
+            why = f"all {len(self.skipped)} were skipped (reasons above)" if self.skipped else "the file holds no samples"
+            raise NoUsableSamplesError(f"{self.path}: no usable samples: {why}")
 
     def _verify_feature_files(self) -> None:
         """Read and verify every referenced feature file once, so a damaged one stops the run before any step."""

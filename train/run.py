@@ -1,7 +1,8 @@
 """The training run behind `emoreason train` (train/cli.py): setup, train, save.
 
 Launch on many GPUs with scripts/train_torchrun.sh (DeepSpeed via optim.deepspeed=...).
-Re-running the same command resumes from the newest complete checkpoint in optim.output_dir.
+Re-running the same command resumes an unfinished run from its newest complete checkpoint; a finished
+run is refused unless --overwrite (train/run_folder.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from emoreason.config import save_config
+from emoreason.config import ConfigError, save_config
 from emoreason.features.cache import FeatureFileError
 from emoreason.features.featurizer import Featurizer
 from emoreason.model.loading import build_model, load_model
@@ -21,10 +22,21 @@ from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
 from emoreason.train.collator import EmotionCollator
 from emoreason.train.config import TrainConfig
-from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset, WrongEncoderError
-from emoreason.train.trainer import EmotionTrainer, NonFiniteLossError, freeze_for_stage, resume_checkpoint, training_arguments
-
-FINAL_MODEL_DIR = "model"
+from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset, NoUsableSamplesError, WrongEncoderError
+from emoreason.train.eval_callback import HeldoutAccuracyCallback, emotion_labels
+from emoreason.train.run_folder import (
+    CONFIG_FILE,
+    FINAL_MODEL_DIR,
+    LOSS_CURVE_FILE,
+    RunFolderError,
+    RunPlan,
+    apply_plan,
+    mark_finished,
+    plan_run,
+    print_notes,
+)
+from emoreason.train.summary import startup_summary, write_loss_curve
+from emoreason.train.trainer import EmotionTrainer, NonFiniteLossError, check_report_to, freeze_for_stage, training_arguments
 
 
 @dataclass
@@ -56,6 +68,7 @@ def make_dataset(cfg: TrainConfig, path: str, model: EmotionLM, processor: Emoti
 
 
 def setup(cfg: TrainConfig) -> Setup:
+    check_report_to(cfg.optim.report_to)
     # Seed before any weights are drawn: build_model seeds only after peft has initialised LoRA A, which
     # otherwise comes from an unseeded generator and differs between runs (and between ranks before DeepSpeed
     # or DDP broadcast rank 0's weights).
@@ -76,27 +89,46 @@ def setup(cfg: TrainConfig) -> Setup:
         data_collator=EmotionCollator(processor.pad_id),
         emotion_processor=processor,
     )
+    if eval_dataset is not None and cfg.optim.eval_steps and cfg.optim.eval_generate_samples:
+        labels = emotion_labels(train_dataset, eval_dataset)
+        trainer.add_callback(
+            HeldoutAccuracyCallback(trainer, eval_dataset, labels, cfg.optim.eval_generate_samples, cfg.optim.eval_max_new_tokens)
+        )
     return Setup(cfg, model, processor, train_dataset, eval_dataset, trainer)
 
 
-def train(run: Setup) -> Path:
-    """Train (resuming when a checkpoint exists) and write the final model to <output_dir>/model."""
-    out_dir = Path(run.cfg.optim.output_dir)
-    if run.trainer.is_world_process_zero():
-        save_config(run.cfg, out_dir / "train_config.yaml")
-    run.trainer.train(resume_from_checkpoint=resume_checkpoint(run.cfg))
+def train(run: Setup, plan: RunPlan | None = None) -> Path:
+    """Train (a new run, or an unfinished one resumed; see run_folder) and write the final model to <output_dir>/model."""
+    cfg = run.cfg
+    out_dir = Path(cfg.optim.output_dir)
+    plan = plan if plan is not None else plan_run(cfg)
+    main_process = run.trainer.is_world_process_zero()
+    if main_process:
+        print_notes(plan)
+        apply_plan(plan)
+        if plan.write_config:
+            save_config(cfg, out_dir / CONFIG_FILE)
+        print(startup_summary(run, plan.resume_from), flush=True)
+    run.trainer.accelerator.wait_for_everyone()
+    run.trainer.train(resume_from_checkpoint=plan.resume_from)
     final = out_dir / FINAL_MODEL_DIR
     # Every rank calls save_model: under ZeRO-3 it first gathers the partitioned weights (a collective),
     # then only the main process writes, through EmotionTrainer._save.
     run.trainer.save_model(str(final))
+    if main_process:
+        mark_finished(out_dir, run.trainer.state.global_step)
+        curve = write_loss_curve(run.trainer.state.log_history, out_dir / LOSS_CURVE_FILE, out_dir.name)
+        if curve is not None:
+            print(f"loss curve: {curve}")
     return final
 
 
 def run_config(cfg: TrainConfig) -> int:
     """`emoreason train` once its config is valid (train/cli.py parses and validates it first)."""
     try:
-        final = train(setup(cfg))
-    except (DamagedFeaturesError, FeatureFileError, WrongEncoderError) as exc:
+        plan = plan_run(cfg)  # a refusal comes before any weights load
+        final = train(setup(cfg), plan)
+    except (ConfigError, RunFolderError, NoUsableSamplesError, DamagedFeaturesError, FeatureFileError, WrongEncoderError) as exc:
         print(f"emoreason train: error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:

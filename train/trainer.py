@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -13,9 +12,11 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import rotate_checkpoints
 
+from emoreason.config import ConfigError
 from emoreason.model.loading import load_trainable_state, save_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
+from emoreason.progress import show_progress
 from emoreason.train import checkpoints
 from emoreason.train.config import TrainConfig
 
@@ -60,10 +61,28 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
         eval_steps=optim.eval_steps,
         dataloader_num_workers=optim.num_workers,
         remove_unused_columns=False,
-        report_to=[],
+        report_to=list(optim.report_to),
         use_cpu=optim.use_cpu,
-        disable_tqdm=False,
+        # Off a terminal the Trainer prints each log line instead of redrawing a bar.
+        disable_tqdm=not show_progress(),
     )
+
+
+def check_report_to(names: list[str]) -> None:
+    """Refuse an unknown or uninstalled report_to integration before any weights load (the Trainer would
+    fail later, inside its callback's constructor)."""
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    available = get_available_reporting_integrations()
+    for name in names:
+        if name in ("none", "all"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise ConfigError(f"key 'optim.report_to': unknown integration {name!r}; transformers knows {sorted(INTEGRATION_TO_CALLBACK)}")
+        if name not in available:
+            raise ConfigError(f"key 'optim.report_to': {name!r} is not installed here (pip install {name}); "
+                              f"installed: {available or 'none'}")
 
 
 class DatasetEpochCallback(TrainerCallback):
@@ -162,13 +181,3 @@ class EmotionTrainer(Trainer):
                 self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=dataset.lengths
             )
         return super()._get_train_sampler(train_dataset)
-
-
-def resume_checkpoint(cfg: TrainConfig) -> str | None:
-    """The newest complete checkpoint in output_dir (incomplete newer ones are reported and skipped), or None."""
-    if not cfg.optim.resume or not Path(cfg.optim.output_dir).is_dir():
-        return None
-    found = checkpoints.last_complete_checkpoint(cfg.optim.output_dir)
-    if found is not None:
-        print(f"emoreason train: resuming from {found}", file=sys.stderr)
-    return found
