@@ -31,6 +31,7 @@ from emoreason.features.contract import FeaturizerSettings, check_agreement, rea
 from emoreason.features.featurizer import Absence, EncoderLoadError
 from emoreason.jsonl import JsonlAppender, drop_bad_lines, read_complete_records
 from emoreason.parent_watch import exit_with, process_identity
+from emoreason.progress import show_progress
 from emoreason.schema import Sample, SchemaError
 
 SAMPLES_FILE = "samples.jsonl"
@@ -186,7 +187,7 @@ def run_prep(cfg: PrepConfig) -> PrepReport:
     started = time.perf_counter()
     run = _run_in_process if cfg.workers == 1 else _run_in_pool
     with JsonlAppender(out_dir / SAMPLES_FILE) as samples_out, JsonlAppender(out_dir / STATUS_FILE) as status_out:
-        bar = tqdm(total=len(pending), desc="prep", unit="clip", disable=not cfg.progress)
+        bar = tqdm(total=len(pending), desc="prep", unit="clip", disable=not (cfg.progress and show_progress()))
         for result in run(cfg, pending, out_dir, data_root):
             if result.sample is not None:
                 samples_out.write(result.sample.to_json())

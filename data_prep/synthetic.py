@@ -33,6 +33,7 @@ from emoreason.data_prep.synthetic_render import (
     render_voice,
     sample_layout,
 )
+from emoreason.progress import show_progress
 from emoreason.schema import Media, Sample, Targets, write_samples
 
 __all__ = [
@@ -159,7 +160,7 @@ def generate_dataset(out_dir: str | os.PathLike, config: SyntheticConfig | None 
     out_dir = Path(out_dir)
     total = config.num_per_class * len(config.classes)
     samples = []
-    for index in tqdm(range(total), desc="synthetic clips", unit="clip", disable=total <= 8):
+    for index in tqdm(range(total), desc="synthetic clips", unit="clip", disable=total <= 8 or not show_progress()):
         samples.append(_generate_sample(out_dir, config, index))
     write_samples(out_dir / "samples.jsonl", samples)
     return samples

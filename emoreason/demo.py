@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"prep: {counts['ok']} ok, {counts['partial']} partial, {counts['failed']} failed; report {workdir / 'prep' / 'report.json'}")
 
     print(f"[demo 2/6] train the tiny instruct recipe -> {workdir / 'train'}")
-    final = train_tiny(data, workdir / "train", args.train)
+    # A re-run trains again (the demo shows training), rather than being refused by the finished run.
+    final = train_tiny(data, workdir / "train", ["optim.overwrite=true", *args.train])
 
     print("[demo 3/6] held-out accuracy (greedy decoding)")
     model, processor = load_model(final)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from emoreason.eval.judge_cache import JudgeCache, cache_key
 from emoreason.eval.judge_prompts import DEFAULT_PROMPTS, PromptSet, load_prompts
 from emoreason.eval.judge_scores import parse_score
+from emoreason.progress import show_progress
 
 __all__ = ["JudgeReply", "JudgeScore", "JudgeStats", "LLMJudge", "parse_score", "summarise"]
 
@@ -194,7 +195,7 @@ class LLMJudge:
         client = self._client()
         tasks = {key: asyncio.ensure_future(self._score_key(client, key, messages, limit)) for key, messages in unique.items()}
         try:
-            with tqdm(total=len(keyed), desc=f"judge {template_name}", unit="item", disable=not progress) as bar:
+            with tqdm(total=len(keyed), desc=f"judge {template_name}", unit="item", disable=not (progress and show_progress())) as bar:
                 for key, task in tasks.items():
                     task.add_done_callback(lambda _, n=weight[key]: bar.update(n))
                 await asyncio.gather(*tasks.values())
@@ -215,7 +216,7 @@ class LLMJudge:
         client = self._client()
         tasks = {key: asyncio.ensure_future(self._reply_key(client, key, messages, limit, parse)) for key, messages in dict(keyed).items()}
         try:
-            with tqdm(total=len(tasks), desc=f"judge {template_name}", unit="item", disable=not progress) as bar:
+            with tqdm(total=len(tasks), desc=f"judge {template_name}", unit="item", disable=not (progress and show_progress())) as bar:
                 for task in tasks.values():
                     task.add_done_callback(lambda _: bar.update(1))
                 await asyncio.gather(*tasks.values())

@@ -47,7 +47,7 @@ def build_model(workdir: Path, num_per_class: int) -> tuple[Path, list[Path], li
     data = prepare_tiny_data(workdir / "data", num_per_class=num_per_class, seed=0)
     export = workdir / "export"
     if not (export / MODEL_FILE).exists():
-        model = train_tiny(data, workdir / "train", ["optim.max_steps=1", "optim.resume=false"])
+        model = train_tiny(data, workdir / "train", ["optim.max_steps=1", "optim.overwrite=true"])
         export_model(model, export)
     clips = sorted((workdir / "data" / "data" / "clips").glob("*.mp4"))
     return export, clips, data.labels

@@ -35,6 +35,7 @@ from emoreason.jsonl import JsonlAppender, drop_bad_lines, read_complete_records
 from emoreason.labels import RECOGNITION_PROMPT, extract_label, extract_valence
 from emoreason.media.errors import MediaError
 from emoreason.model.trust import UserTrust
+from emoreason.progress import show_progress
 from emoreason.schema import Sample, SchemaError, iter_samples
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
 from emoreason.serving.engine import BatchInferenceEngine, GenerationRequest, MediaInput
@@ -192,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         if not todo:
             return counts
         engine = load_batch_engine(args.backend, args.model, args.device, args.batch_size, trust_from_args(args))
-        with tqdm(total=len(todo), unit="sample", desc="infer", disable=None) as progress:
+        with tqdm(total=len(todo), unit="sample", desc="infer", disable=not show_progress()) as progress:
             for start in range(0, len(todo), args.batch_size):
                 chunk = todo[start : start + args.batch_size]
                 records = predict_chunk(
