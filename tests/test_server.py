@@ -448,8 +448,9 @@ def test_serve_cli(monkeypatch, tmp_path: Path, media_root: Path, capsys):
 
 
 def test_serve_cli_unavailable_backend(monkeypatch, tmp_path: Path, capsys):
-    from emoreason.serving import backends, serve_cli
+    from emoreason import model_kinds
+    from emoreason.serving import serve_cli
 
-    monkeypatch.setitem(backends.BACKENDS, "vllm", ("emoreason.serving.no_such_engine", "VLLMEngine", "the serve extra"))
+    monkeypatch.setitem(model_kinds.KINDS["projector"].engines, "vllm", "emoreason.serving.no_such_engine:VLLMEngine")
     assert serve_cli.main(["--model", str(tmp_path), "--backend", "vllm"]) == 2
     assert "backend 'vllm' is unavailable" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from emoreason.constants import IGNORE_INDEX
+from emoreason.model.processor import PromptTooLong
 from emoreason.native.processor import ModalityInputs, NativeProcessor
 
 _VISUAL = ("<video>", "<frame>", "<face>")
@@ -136,8 +137,14 @@ class NativeConversation:
             out.labels += ids if is_answer else [IGNORE_INDEX] * len(ids)
         self._check_counts(out, media)
         if len(out) > self.max_length:
-            raise ValueError(f"conversation is {len(out)} tokens with media, over max_length={self.max_length}")
+            raise PromptTooLong(f"conversation is {len(out)} tokens with media, over max_length={self.max_length}")
         return out
+
+    def prompt_text(self, turns: Sequence[Any], modalities: Sequence[str]) -> str:
+        """The generation prompt with the backbone's own placeholders left unexpanded, one per present modality:
+        what an engine that runs the backbone's processor itself (vLLM's multi_modal_data) takes."""
+        messages = self._messages(turns, dict.fromkeys(modalities))
+        return self._render(messages, True).replace(FACE_MARKER, self.processor.arch.placeholders["image"])
 
     def _check_counts(self, out: NativeEncoded, media: Mapping[str, ModalityInputs]) -> None:
         ids = torch.tensor(out.input_ids)

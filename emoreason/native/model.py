@@ -24,7 +24,7 @@ import transformers as tf
 from torch import nn
 
 from emoreason.atomic import replace_dir, write_json_atomic
-from emoreason.config import config_from_dict
+from emoreason.config import ConfigError, config_from_dict
 from emoreason.hf_quiet import quiet_hf_progress
 from emoreason.native.arch import NativeArch, component_of
 from emoreason.native.config import NativeModelConfig
@@ -93,19 +93,59 @@ class NativeModel(nn.Module):
     # -- save / load ---------------------------------------------------------------------------
 
     def save_pretrained(self, out_dir: str | os.PathLike, processor: NativeProcessor) -> Path:
+        target = Path(out_dir)
+        with replace_dir(target) as staging:
+            self.write_files(staging, processor)
+        return target
+
+    def write_files(self, directory: Path, processor: NativeProcessor, state_dict: dict | None = None) -> None:
+        """The model directory's files into an existing folder (a Trainer checkpoint is one).
+
+        state_dict: this module's full state as the Trainer gathered it (under ZeRO-3 the parameters
+        themselves are partitioned); None reads the parameters directly.
+        """
         from peft import PeftModel
         from safetensors.torch import save_file
 
-        target = Path(out_dir)
-        with replace_dir(target) as staging:
-            write_json_atomic(staging / CONFIG_FILE, dataclasses.asdict(self.cfg))
-            if isinstance(self.backbone, PeftModel):
-                self.backbone.save_pretrained(staging / ADAPTER_DIR, safe_serialization=True)
-            state = full_state(self.backbone, self.arch, self.cfg)
-            if state:
-                save_file({k: v.to("cpu") for k, v in state.items()}, str(staging / FULL_FILE))
-            processor.save_pretrained(staging)
-        return target
+        write_json_atomic(directory / CONFIG_FILE, dataclasses.asdict(self.cfg))
+        backbone_state = None
+        if state_dict is not None:
+            backbone_state = {k.removeprefix("backbone."): v for k, v in state_dict.items()}
+        if isinstance(self.backbone, PeftModel):
+            self.backbone.save_pretrained(directory / ADAPTER_DIR, safe_serialization=True, state_dict=backbone_state)
+        state = full_state(self.backbone, self.arch, self.cfg, backbone_state)
+        if state:
+            save_file({k: v.to("cpu").contiguous() for k, v in state.items()}, str(directory / FULL_FILE))
+        processor.save_pretrained(directory)
+
+    def load_trained_state(self, model_dir: str | os.PathLike) -> None:
+        """Load the adapters and full-component weights of a saved directory into this model (resume, init_from).
+
+        Its components that trained must train here too: frozen weights are re-read from `base` on load,
+        so a trained component frozen here would lose its weights at the next save.
+        """
+        from safetensors.torch import load_file
+
+        model_dir = Path(model_dir)
+        saved = read_native_config(model_dir)
+        for component, spec in saved.components.items():
+            if spec.mode != "frozen" and self.cfg.mode(component) == "frozen":
+                raise ConfigError(f"key 'model.components.{component}.mode': {model_dir} trained it ({spec.mode}); it must "
+                                  "be lora or full here too, or its trained weights would be lost when this run saves")
+        if (model_dir / FULL_FILE).is_file():
+            unexpected = base_model(self.backbone).load_state_dict(load_file(str(model_dir / FULL_FILE)), strict=False).unexpected_keys
+            if unexpected:
+                raise ValueError(f"{model_dir / FULL_FILE}: parameters {unexpected[:5]} are not in the backbone {self.cfg.base}")
+        adapter = model_dir / ADAPTER_DIR / "adapter_model.safetensors"
+        if adapter.is_file():
+            from peft import PeftModel, set_peft_model_state_dict
+
+            if not isinstance(self.backbone, PeftModel):
+                raise ConfigError(f"key 'model.components': {model_dir} has LoRA adapters but no component here is lora")
+            result = set_peft_model_state_dict(self.backbone, load_file(str(adapter)))
+            if result.unexpected_keys:
+                raise ValueError(f"{adapter}: adapters {result.unexpected_keys[:5]} match no LoRA layer of this model "
+                                 "(were they trained with other lora_targets?)")
 
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, trainable: bool = False) -> tuple[NativeModel, NativeProcessor]:
@@ -114,7 +154,7 @@ class NativeModel(nn.Module):
 
         model_dir = Path(model_dir)
         cfg = read_native_config(model_dir)
-        backbone, arch = load_backbone(cfg.base, cfg.dtype)
+        backbone, arch = load_backbone(resolve_base(cfg, model_dir), cfg.dtype)
         if (model_dir / FULL_FILE).is_file():
             state = load_file(str(model_dir / FULL_FILE))
             unexpected = backbone.load_state_dict(state, strict=False).unexpected_keys
@@ -150,6 +190,35 @@ class NativeModel(nn.Module):
                 merged.save_pretrained(staging, safe_serialization=True)
             processor.save_pretrained(staging)
         return target
+
+
+EXPORTED_BASE = "."
+"""`base` of an exported directory's config: the merged checkpoint is the directory itself."""
+
+
+def resolve_base(cfg: NativeModelConfig, model_dir: str | os.PathLike) -> str:
+    return str(model_dir) if cfg.base == EXPORTED_BASE else cfg.base
+
+
+def export_model_dir(model_dir: str | os.PathLike, out_dir: str | os.PathLike, trust=None) -> Path:
+    """`emoreason export` for the native kind: every LoRA merged, every full component in place.
+
+    The result is a plain transformers checkpoint (AutoModelForImageTextToText and vLLM load it as
+    the original backbone) plus `emoreason_native.json` with `base: "."`, so emoreason's serving
+    commands know its media settings and prompt; it loads with nothing left to apply.
+    trust: unused (a native directory names no plug-in code), accepted for the export interface.
+    """
+    model, processor = NativeModel.from_pretrained(model_dir)
+    merged = model.merged()
+    exported = dataclasses.replace(model.cfg, base=EXPORTED_BASE)
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with replace_dir(target) as staging:
+        with quiet_hf_progress():
+            merged.save_pretrained(staging, safe_serialization=True)
+        processor.save_pretrained(staging)
+        write_json_atomic(staging / CONFIG_FILE, dataclasses.asdict(exported))
+    return target
 
 
 def build_processor(cfg: NativeModelConfig) -> NativeProcessor:

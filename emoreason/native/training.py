@@ -73,11 +73,22 @@ def base_model(model: nn.Module) -> nn.Module:
     return model.base_model.model if isinstance(model, PeftModel) else model
 
 
-def full_state(model: nn.Module, arch: NativeArch, cfg: NativeModelConfig) -> dict:
-    """The full components' parameters, named as in the checkpoint (peft's base_layer infix removed)."""
+def full_state(model: nn.Module, arch: NativeArch, cfg: NativeModelConfig, state_dict: dict | None = None) -> dict:
+    """The full components' parameters, named as in the checkpoint (peft's base_layer infix removed).
+
+    state_dict: the model's state as gathered elsewhere (keys as `model.state_dict()` names them);
+    None reads the parameters themselves.
+    """
+    from peft import PeftModel
+
     full = {c for c, spec in cfg.components.items() if spec.mode == "full"}
+    if state_dict is None:
+        items = base_model(model).named_parameters()
+    else:
+        prefix = "base_model.model." if isinstance(model, PeftModel) else ""
+        items = ((k.removeprefix(prefix), v) for k, v in state_dict.items() if k.startswith(prefix))
     state = {}
-    for name, param in base_model(model).named_parameters():
+    for name, param in items:
         if "lora_" in name:
             continue
         clean = name.replace(".base_layer.", ".")

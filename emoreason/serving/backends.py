@@ -1,20 +1,21 @@
 """Backend name -> engine, shared by `serve`, `chat` and `infer`.
 
-Backends are imported only when chosen, so the hf backend never needs vLLM installed.
+Backends are imported only when chosen, so the hf backend never needs vLLM installed. The engine
+class comes from the model directory's kind (emoreason.model_kinds): a projector model and a native
+backbone are served through the same interface.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from emoreason.model.trust import UserTrust
 from emoreason.serving.engine import BatchInferenceEngine
 
-# backend -> (module, class, what to install when the import fails)
-BACKENDS: dict[str, tuple[str, str, str]] = {
-    "hf": ("emoreason.serving.hf_engine", "HFEngine", "the core install"),
-    "vllm": ("emoreason.serving.vllm_engine", "VLLMEngine", "vllm: pip install -e .[serve] (CUDA) or .[serve-cpu]"),
+# backend -> what to install when its engine cannot be imported (the engine class comes from the model's kind)
+BACKENDS: dict[str, str] = {
+    "hf": "the core install",
+    "vllm": "vllm: pip install -e .[serve] (CUDA) or .[serve-cpu]",
 }
 
 
@@ -28,9 +29,12 @@ def load_engine(
     """The backend's engine on model_dir; trust: what the user allows beyond the directory's data."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
-    module_name, class_name, needs = BACKENDS[backend]
+    from emoreason.model_kinds import kind_of_dir
+
+    needs = BACKENDS[backend]
     try:
-        engine_class = getattr(importlib.import_module(module_name), class_name)
+        # A folder that is no model directory goes to the default kind, whose loader names what is missing.
+        engine_class = kind_of_dir(model_dir, missing_ok=True).engine_class(backend)
     except (ImportError, AttributeError) as exc:
         raise BackendError(f"backend {backend!r} is unavailable ({exc}); it needs {needs}") from None
     from emoreason.config import ConfigError

@@ -1,5 +1,9 @@
 """`emoreason export --model MODEL_DIR --out DIR`: a trained model -> a serving directory with the LoRA merged.
 
+The model directory's kind (emoreason.model_kinds) chooses the export. A native backbone's
+(emoreason.native.model.export_model_dir) is a plain transformers checkpoint with every LoRA merged
+plus `emoreason_native.json`. A projector model's:
+
     DIR/
       emoreason_model.json     same config, but llm: "llm" (relative to DIR) and lora: null
       projectors.safetensors   projector (and pre-fusion) weights, unchanged
@@ -33,15 +37,27 @@ LLM_DIR = "llm"
 
 def _check_target(model_dir: Path, out_dir: Path) -> None:
     """Refuse to clobber anything but an earlier export (or an empty folder)."""
-    from emoreason.model.loading import MODEL_FILE
+    from emoreason.model_kinds import kind_of_dir
 
     if out_dir.resolve() == model_dir.resolve():
         raise ValueError(f"--out {out_dir} is the model directory itself; export into a new folder")
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MODEL_FILE).exists():
-        raise FileExistsError(f"{out_dir} exists and is not an emoreason model directory; choose another --out")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        try:
+            kind_of_dir(out_dir)
+        except FileNotFoundError:
+            raise FileExistsError(f"{out_dir} exists and is not an emoreason model directory; choose another --out") from None
 
 
 def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, trust: UserTrust | None = None) -> Path:
+    """Merge every LoRA of `model_dir` and write the serving directory `out_dir`, as its kind exports."""
+    from emoreason.model_kinds import kind_of_dir
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    _check_target(model_dir, out_dir)
+    return kind_of_dir(model_dir).export_function()(model_dir, out_dir, trust)
+
+
+def export_projector_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, trust: UserTrust | None = None) -> Path:
     """Merge the LoRA of `model_dir` into its LLM and write the serving directory `out_dir`.
 
     The whole directory is staged beside `out_dir` and renamed into place, so a reader (or a
@@ -51,7 +67,6 @@ def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, trust
     from emoreason.model.loading import load_model, save_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    _check_target(model_dir, out_dir)
     model, processor = load_model(model_dir, trust=trust)
     llm = model.llm.merge_and_unload() if model.model_config.lora is not None else model.llm
     # The EmotionLM is ours alone here: rewire it to the merged LLM so save_model writes the new config.
@@ -86,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"emoreason export: {exc}", file=sys.stderr)
         return 2
-    print(f"exported {model_dir} -> {out} (LoRA merged into {out / LLM_DIR})")
+    print(f"exported {model_dir} -> {out} (LoRA merged)")
     return 0
 
 

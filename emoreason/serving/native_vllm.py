@@ -1,0 +1,136 @@
+"""NativeVLLMEngine: a native model directory served by vLLM's own model files, media as `multi_modal_data`.
+
+vLLM loads the exported checkpoint (`emoreason export`, every LoRA merged) as the original backbone
+and runs its own multimodal processing: the prompt carries the backbone's placeholders unexpanded,
+and the request's decoded frames (our FrameSampling, as in training), audio (16 kHz mono) or image
+go in `multi_modal_data`. So continuous batching and vLLM's M-RoPE positions apply.
+
+vLLM's model files for these backbones (qwen2_5_vl, qwen2_5_omni_thinker, internvl) import
+torchvision at module level; where torchvision does not import (a CPU-only torch beside PyPI's CUDA
+torchvision wheel) the engine refuses to start, saying so, before vLLM is asked to load anything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from emoreason.constants import AUDIO_SAMPLE_RATE
+from emoreason.media.errors import MediaError, check_file
+from emoreason.model.trust import UserTrust
+from emoreason.native.conversation import NativeConversation
+from emoreason.native.model import read_native_config
+from emoreason.native.processor import NativeProcessor
+from emoreason.serving.backends import BackendError
+from emoreason.serving.engine import Completion, GenerationRequest, PreparedRequest, default_model_name
+from emoreason.serving.requests import check_request, media_files
+
+
+def torchvision_problem() -> str | None:
+    """Why torchvision cannot be imported here, or None when it can."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as exc:  # a CUDA wheel beside a CPU torch fails with RuntimeError, not ImportError
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def require_torchvision(model_dir: str | Path) -> None:
+    problem = torchvision_problem()
+    if problem is not None:
+        raise BackendError(
+            f"--backend vllm cannot serve the native model {model_dir}: vLLM's model files for native backbones "
+            f"(qwen2_5_vl, qwen2_5_omni_thinker, internvl) import torchvision, which does not import here ({problem}). "
+            "Use --backend hf, or a machine whose torch and torchvision builds match (the CUDA stack)."
+        )
+
+
+class NativeVLLMEngine:
+    """InferenceEngine (and BatchInferenceEngine) on vLLM with the backbone's own multimodal processing."""
+
+    def __init__(self, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, model_name: str | None = None,
+                 trust: UserTrust | None = None):
+        require_torchvision(model_dir)
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise BackendError(f"backend 'vllm' is unavailable ({exc}); it needs vllm: pip install -e .[serve]") from None
+
+        cfg = read_native_config(model_dir)
+        if cfg.base != ".":
+            raise BackendError(f"{model_dir}: vLLM serves an exported native model; run `emoreason export --model "
+                               f"{model_dir} --out DIR` first (it merges every LoRA)")
+        self.cfg = cfg
+        from emoreason.native.model import media_settings
+
+        self.processor = NativeProcessor.from_pretrained(model_dir, media_settings(cfg))
+        self.conversation = NativeConversation(self.processor, cfg.system_prompt, cfg.max_length)
+        self.modalities = list(cfg.modalities or self.processor.arch.modalities)
+        self.model_name = model_name or default_model_name(model_dir)
+        self.max_batch_size = max_batch_size
+        limits = {m: 1 for m in self.processor.arch.modalities}
+        self.llm = LLM(model=str(model_dir), max_model_len=cfg.max_length, max_num_seqs=max_batch_size,
+                       limit_mm_per_prompt=limits, enforce_eager=device == "cpu", dtype=cfg.dtype)
+        self._lock = threading.Lock()
+
+    def check_prompt(self, request: GenerationRequest) -> None:
+        check_request(request)
+        self.conversation.encode(request.messages, {}, generation_prompt=True)
+
+    def _media(self, request: GenerationRequest) -> tuple[dict, dict[str, str]]:
+        """modality -> what vLLM's processor takes (frames [n, h, w, 3] uint8, (wave, rate), an image array)."""
+        data, absent = {}, {}
+        for kind, path in media_files(request).items():
+            check_file(path)
+            if kind == "video" and "video" in self.modalities:
+                from emoreason.media.video import decode_frames
+
+                data["video"] = decode_frames(path, self.cfg.frames).frames
+            if kind == "image" and "image" in self.modalities:
+                from emoreason.media.image import decode_image
+
+                data["image"] = decode_image(path)
+            if kind in ("audio", "video") and "audio" in self.modalities and "audio" not in data:
+                from emoreason.media.audio import decode_audio
+
+                try:
+                    data["audio"] = (decode_audio(path, AUDIO_SAMPLE_RATE, self.cfg.audio.max_seconds), AUDIO_SAMPLE_RATE)
+                except MediaError as exc:
+                    if exc.reason != "no_audio":
+                        raise
+                    absent["audio"] = exc.reason
+        return data, absent
+
+    def prepare(self, request: GenerationRequest) -> PreparedRequest:
+        self.check_prompt(request)
+        start = time.perf_counter()
+        data, absent = self._media(request)
+        prompt = self.conversation.prompt_text(request.messages, list(data))
+        return PreparedRequest(request, {"prompt": prompt, "multi_modal_data": data}, data, absent, time.perf_counter() - start)
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
+        return self.generate_prepared([self.prepare(r) for r in requests])
+
+    def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
+        from vllm import SamplingParams
+
+        params = [SamplingParams(max_tokens=p.request.max_tokens, temperature=p.request.temperature, top_p=p.request.top_p,
+                                 seed=p.request.seed) for p in prepared]
+        with self._lock:
+            start = time.perf_counter()
+            outputs = self.llm.generate([p.encoded for p in prepared], params, use_tqdm=False)
+            llm_seconds = time.perf_counter() - start
+        completions = []
+        for p, out in zip(prepared, outputs):
+            choice = out.outputs[0]
+            completions.append(Completion(choice.text, len(out.prompt_token_ids), len(choice.token_ids),
+                                          "length" if choice.finish_reason == "length" else "stop", p.media_seconds, llm_seconds))
+        return completions
+
+    def stream(self, request: GenerationRequest):
+        (completion,) = self.generate([request])
+        yield completion.text
+
+    def close(self) -> None:
+        del self.llm
