@@ -32,7 +32,7 @@ from emoreason.schema import SchemaError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emoreason eval", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("--predictions", required=True, help="predictions JSONL (`emoreason infer` output)")
-    parser.add_argument("--references", required=True, help="schema JSONL with targets")
+    parser.add_argument("--references", required=True, help="schema JSONL with targets, or registry:NAME (the dataset registry)")
     parser.add_argument("--out-dir", required=True, help="where results, plots and the leaderboard go")
     parser.add_argument("--name", help="run name in the leaderboard (default: the predictions file's stem)")
     parser.add_argument("--labels", help="comma-separated label set (default: every targets.emotion in the references, sorted)")
@@ -73,7 +73,9 @@ def evaluate_run(args: argparse.Namespace) -> Path:
     from emoreason.eval.scoring import discrete_labels, offline_results  # scikit-learn: only once there is something to score
     from emoreason.eval.official_wheels import OfficialWheels
 
-    predictions_path, references_path = Path(args.predictions), Path(args.references)
+    from emoreason.dataset_registry import resolve_path
+
+    predictions_path, references_path = Path(args.predictions), Path(resolve_path(args.references, "--references")[0])
     aligned = align(references_path, read_predictions(predictions_path))
     labels = (
         [label.strip() for label in args.labels.split(",") if label.strip()]
@@ -168,8 +170,8 @@ def evaluate_run(args: argparse.Namespace) -> Path:
 
         result = ClassificationResult(**results["classification"])
         results["plots"] = {
-            "confusion": str(confusion_png(result, out_dir / f"{name}.confusion.png")),
-            "recall": str(recall_png(result, out_dir / f"{name}.recall.png")),
+            "confusion": str(confusion_png(result, out_dir / f"{name}.confusion.png", run_name=name)),
+            "recall": str(recall_png(result, out_dir / f"{name}.recall.png", run_name=name)),
         }
     path = out_dir / f"{name}{RESULTS_SUFFIX}"
     write_text_atomic(path, json.dumps(results, indent=2) + "\n")

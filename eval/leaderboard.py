@@ -1,9 +1,14 @@
-"""A leaderboard across results files: one row per results JSON, as Markdown and as HTML."""
+"""A leaderboard across results files: one row per results JSON, as Markdown and as HTML.
+
+The HTML page is one self-contained file (no CDN, no network): a title, the table sorted best first,
+a header click sorting by that column (a small inline script), and links to each run's plots.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 from emoreason.atomic import write_text_atomic
@@ -75,14 +80,70 @@ def to_markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_html(results: list[dict]) -> str:
-    head = "".join(f"<th>{html.escape(name)}</th>" for name, _, _ in COLUMNS)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows(results))
+PLOT_NAMES = (("confusion", "confusion"), ("recall", "recall"))
+
+# Click a header: sort by that column, descending first for numbers (best first), then toggle. Cells
+# shown as "-" (no value) always sort last. Reads the text of the cells, so the page needs no data copy.
+SORT_SCRIPT = """
+document.querySelectorAll("table.leaderboard").forEach(function (table) {
+  var body = table.tBodies[0];
+  table.querySelectorAll("thead th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var rows = Array.prototype.slice.call(body.rows);
+      var texts = rows.map(function (r) { return r.cells[col].textContent.trim(); });
+      var numeric = texts.every(function (t) { return t === "-" || !isNaN(parseFloat(t)); });
+      var descending = th.getAttribute("aria-sort") === "descending" ? false
+        : th.getAttribute("aria-sort") === "ascending" ? true : numeric;
+      table.querySelectorAll("thead th").forEach(function (other) { other.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+      rows.sort(function (a, b) {
+        var x = a.cells[col].textContent.trim(), y = b.cells[col].textContent.trim();
+        if (x === "-" || y === "-") { return (x === "-") - (y === "-"); }
+        var c = numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
+        return descending ? -c : c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+STYLE = (
+    "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+    "th{cursor:pointer;background:#f4f4f4;user-select:none}th[aria-sort=descending]::after{content:' \\25BC'}"
+    "th[aria-sort=ascending]::after{content:' \\25B2'}p.note{color:#555}"
+)
+
+
+def _plot_links(result: dict, base: Path | None) -> str:
+    links = []
+    for key, label in PLOT_NAMES:
+        path = _get(result, ("plots", key))
+        if not isinstance(path, str):
+            continue
+        # Relative to the page, so the folder can be moved or served as it is.
+        href = os.path.relpath(Path(path).resolve(), base.resolve()) if base is not None else path
+        links.append(f'<a href="{html.escape(Path(href).as_posix(), quote=True)}">{label}</a>')
+    return " ".join(links) or "-"
+
+
+def to_html(results: list[dict], title: str = "emoreason leaderboard", base: str | Path | None = None) -> str:
+    """The page; `base` is the folder the page is written to (plot links are made relative to it)."""
+    base = Path(base) if base is not None else None
+    head = "".join(f"<th>{html.escape(name)}</th>" for name, _, _ in COLUMNS) + "<th>plots</th>"
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + f"<td>{_plot_links(result, base)}</td></tr>"
+        for result, row in zip(results, rows(results))
+    )
+    note = (f"{len(results)} run(s), best weighted F1 first; click a column header to sort by it. "
+            "Answers that named no label are counted in \"unmatched\", never as a class.")
     return (
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>emoreason leaderboard</title>\n"
-        "<style>table{border-collapse:collapse;font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:first-child,th:first-child{text-align:left}</style></head>\n"
-        f"<body><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></body></html>\n"
+        f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>\n"
+        f"<style>{STYLE}</style></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n<p class=\"note\">{html.escape(note)}</p>\n"
+        f"<table class=\"leaderboard\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>\n"
+        f"<script>{SORT_SCRIPT}</script></body></html>\n"
     )
 
 
@@ -92,5 +153,5 @@ def write_leaderboard(results_dir: str | Path) -> tuple[Path, Path]:
     results = load_results(results_dir)
     md, page = results_dir / "leaderboard.md", results_dir / "leaderboard.html"
     write_text_atomic(md, to_markdown(results))
-    write_text_atomic(page, to_html(results))
+    write_text_atomic(page, to_html(results, title=f"emoreason leaderboard: {results_dir.resolve().name}", base=results_dir))
     return md, page

@@ -1,30 +1,19 @@
-"""Figures for a results file: the confusion matrix and per-class recall, as PNG."""
+"""Figures for a results file: the confusion matrix and per-class recall, as PNG, titled with the run's name."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from emoreason.atomic import atomic_path
 from emoreason.eval.classification import UNMATCHED, ClassificationResult
+from emoreason.figures import pyplot, save_png
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
+def _title(what: str, run_name: str | None) -> str:
+    return f"{run_name}: {what}" if run_name else what
 
 
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-    return path
-
-
-def confusion_png(result: ClassificationResult, path: str | Path) -> Path:
-    plt = _pyplot()
+def confusion_png(result: ClassificationResult, path: str | Path, run_name: str | None = None) -> Path:
+    plt = pyplot()
     columns = result.labels + [UNMATCHED]
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(columns), 1.0 + 0.6 * len(result.labels)))
     ax.imshow(result.confusion, cmap="Blues")
@@ -35,14 +24,16 @@ def confusion_png(result: ClassificationResult, path: str | Path) -> Path:
     for i, row in enumerate(result.confusion):
         for j, count in enumerate(row):
             ax.text(j, i, str(count), ha="center", va="center", fontsize=8)
+    title = _title("confusion", run_name)
+    ax.set_title(title)
     try:
-        return _save(fig, Path(path))
+        return save_png(fig, path, title=title)
     finally:
         plt.close(fig)
 
 
-def recall_png(result: ClassificationResult, path: str | Path) -> Path:
-    plt = _pyplot()
+def recall_png(result: ClassificationResult, path: str | Path, run_name: str | None = None) -> Path:
+    plt = pyplot()
     labels = list(result.per_class_recall)
     fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(labels), 3))
     ax.bar(labels, [result.per_class_recall[label] for label in labels])
@@ -51,7 +42,9 @@ def recall_png(result: ClassificationResult, path: str | Path) -> Path:
     ax.set_ylabel("recall")
     ax.legend()
     ax.tick_params(axis="x", rotation=45)
+    title = _title("per-class recall", run_name)
+    ax.set_title(title)
     try:
-        return _save(fig, Path(path))
+        return save_png(fig, path, title=title)
     finally:
         plt.close(fig)
