@@ -142,6 +142,15 @@ def structure(sections: Sections) -> Structure:
     return Structure(present, sum(present.values()) / len(SECTIONS), seen == [s for s in SECTIONS if s in seen])
 
 
+# The R1-style answer format (Facial-R1's format reward): reasoning in <think>, the answer in <answer>, nothing else.
+THINK_ANSWER = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
+
+
+def think_answer_match(text: str) -> bool:
+    """True when the whole text (outer whitespace aside) is `<think>...</think> <answer>...</answer>`."""
+    return THINK_ANSWER.fullmatch(text.strip()) is not None
+
+
 # ---------------------------------------------------------------- consistency
 
 

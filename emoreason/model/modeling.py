@@ -83,9 +83,11 @@ class EmotionLM(nn.Module):
         media_ids: torch.Tensor,
         labels: torch.Tensor | None = None,
         features: Features | None = None,
+        **llm_kwargs,
     ):
+        """llm_kwargs go to the LLM's forward (e.g. TRL's fused_lm_head=True, which returns per-token log-probs)."""
         embeds = self.embed(input_ids, media_ids, features)
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False, **llm_kwargs)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask, media_ids, features: Features | None = None, **generate_kwargs) -> torch.Tensor:

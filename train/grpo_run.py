@@ -1,0 +1,239 @@
+"""Stage `grpo`: reinforcement learning from a supervised model (init_from) with the evaluator's metrics as rewards.
+
+The supervised model's LoRA is merged into its LLM once (`<output_dir>/init`, an export of init_from),
+and a fresh LoRA trains on top with the projectors frozen. So at step 0 the policy is exactly the
+supervised model, and the policy with its LoRA disabled is that model throughout: the KL reference,
+without a second copy. Every bad input (unknown reward, weights that do not match, a num_generations
+that does not divide the batch, a sample lacking a field a reward needs, a judge that is down) stops
+the run here, before any step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import set_seed
+
+from emoreason.atomic import write_json_atomic
+from emoreason.config import ConfigError, save_config
+from emoreason.model.loading import MODEL_FILE, load_model
+from emoreason.model.modeling import EmotionLM
+from emoreason.model.processor import EmotionProcessor
+from emoreason.model.trust import UserTrust
+from emoreason.train.config import TrainConfig
+from emoreason.train.grpo_config import CurriculumPhase
+from emoreason.train.grpo_data import PromptStore, build_store, curriculum_rows, prompt_dataset
+from emoreason.train.grpo_rewards import JudgeReward, build_rewards, check_judge, check_reward_data
+from emoreason.train.run_folder import CONFIG_FILE, FINAL_MODEL_DIR, RunFolderError, RunPlan, apply_plan, mark_finished, plan_run, print_notes
+
+INIT_DIR = "init"
+INIT_STAMP = "grpo_init.json"
+
+
+@dataclass
+class GRPOSetup:
+    cfg: TrainConfig
+    model: EmotionLM
+    processor: EmotionProcessor
+    store: PromptStore
+    labels: list[str]
+    trainer: object
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def phases(cfg: TrainConfig) -> list[CurriculumPhase]:
+    if cfg.grpo.curriculum:
+        return cfg.grpo.curriculum
+    if cfg.optim.max_steps <= 0:
+        raise ConfigError("key 'optim.max_steps': stage grpo needs a step count (or grpo.curriculum with steps per phase)")
+    return [CurriculumPhase(steps=cfg.optim.max_steps)]
+
+
+def prompts_per_step(cfg: TrainConfig) -> int:
+    """Distinct prompts one optimiser step consumes; ConfigError when num_generations does not divide the batch."""
+    g = cfg.grpo
+    generation_batch = cfg.optim.batch_size * cfg.optim.grad_accum * world_size()
+    if generation_batch % g.num_generations:
+        raise ConfigError(
+            f"key 'grpo.num_generations': {g.num_generations} does not divide the generation batch of {generation_batch} "
+            f"completions (optim.batch_size {cfg.optim.batch_size} x optim.grad_accum {cfg.optim.grad_accum} x "
+            f"{world_size()} rank(s)); TRL groups each prompt's completions inside one batch"
+        )
+    prompts = generation_batch // g.num_generations
+    if prompts % g.num_iterations:
+        raise ConfigError(f"key 'grpo.num_iterations': {g.num_iterations} does not divide the {prompts} prompts of a generation batch")
+    return prompts // g.num_iterations
+
+
+def grpo_arguments(cfg: TrainConfig):
+    from trl import GRPOConfig
+
+    optim, g = cfg.optim, cfg.grpo
+    return GRPOConfig(
+        output_dir=optim.output_dir,
+        max_steps=sum(p.steps for p in phases(cfg)),
+        per_device_train_batch_size=optim.batch_size,
+        gradient_accumulation_steps=optim.grad_accum,
+        learning_rate=optim.learning_rate,
+        weight_decay=optim.weight_decay,
+        warmup_steps=optim.warmup_ratio,
+        lr_scheduler_type=optim.lr_scheduler,
+        seed=optim.seed,
+        data_seed=optim.seed,
+        bf16=optim.precision == "bf16",
+        deepspeed=optim.deepspeed,
+        save_strategy="steps",
+        save_steps=optim.save_steps,
+        save_total_limit=optim.save_total_limit,
+        logging_steps=optim.logging_steps,
+        report_to=[],
+        use_cpu=optim.use_cpu,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        # GRPO's own settings, by TRL's names
+        num_generations=g.num_generations,
+        max_completion_length=g.max_completion_length,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        top_k=g.top_k,
+        beta=g.beta,
+        epsilon=g.epsilon,
+        num_iterations=g.num_iterations,
+        loss_type=g.loss_type,
+        scale_rewards=g.scale_rewards,
+        reward_weights=g.weights,
+        shuffle_dataset=False,  # the curriculum is the row order
+        log_completions=g.log_completions,
+        disable_dropout=True,
+    )
+
+
+def _init_model_dir(cfg: TrainConfig) -> Path:
+    """init_from exported once (its LoRA merged into its LLM): the frozen base the GRPO LoRA trains on."""
+    from emoreason.serving.export import export_model
+
+    init = Path(cfg.optim.output_dir) / INIT_DIR
+    stamp = Path(cfg.optim.output_dir) / INIT_STAMP
+    source = str(Path(cfg.init_from).resolve())
+    done = stamp.exists() and (init / MODEL_FILE).exists() and not cfg.optim.overwrite
+    if done and json.loads(stamp.read_text()).get("init_from") == source:
+        return init
+    if done:
+        raise ConfigError(f"key 'init_from': {cfg.optim.output_dir} was started from another model; use a new optim.output_dir")
+    if int(os.environ.get("RANK", "0")) == 0:
+        export_model(cfg.init_from, init, trust=UserTrust.from_config(cfg.model))
+        write_json_atomic(stamp, {"init_from": source})
+    if world_size() > 1:
+        _wait_for(stamp)
+    return init
+
+
+def _wait_for(path: Path, seconds: float = 600.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"rank {os.environ.get('RANK')}: {path} never appeared (rank 0 writes it)")
+        time.sleep(0.2)
+
+
+def policy_model(cfg: TrainConfig) -> tuple[EmotionLM, EmotionProcessor]:
+    """The merged supervised model with a fresh LoRA (B = 0: the policy starts as the supervised model)."""
+    from peft import LoraConfig, get_peft_model
+
+    init = _init_model_dir(cfg)
+    model, processor = load_model(init, trust=UserTrust.from_config(cfg.model))
+    lora = cfg.grpo.lora
+    torch.manual_seed(cfg.optim.seed)  # LoRA A is drawn here: the same on every rank and every run
+    model.llm = get_peft_model(model.llm, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                     target_modules=lora.target_modules, task_type="CAUSAL_LM"))
+    model.model_config = dataclasses.replace(model.model_config, llm=str(Path(model.model_config.llm).resolve()), lora=lora)
+    for name, param in model.named_parameters():
+        param.requires_grad = "lora_" in name  # projectors frozen: the reference (LoRA disabled) must not move
+    return model, processor
+
+
+def training_labels(cfg: TrainConfig, store: PromptStore) -> list[str]:
+    if cfg.grpo.labels:
+        return list(cfg.grpo.labels)
+    return sorted({s.targets.emotion for s in store.samples.values() if s.targets and s.targets.emotion})
+
+
+def setup_grpo(cfg: TrainConfig, judge=None) -> GRPOSetup:
+    """Check every input, build the policy and the trainer; nothing trains yet."""
+    from emoreason.train.grpo_trainer import EmotionGRPOTrainer
+
+    set_seed(cfg.optim.seed)
+    per_step = prompts_per_step(cfg)  # a batch error before any weights load
+    model, processor = policy_model(cfg)
+    run_phases = phases(cfg)
+    store, per_phase = build_store(run_phases, cfg.data.train, model.model_config.modalities)
+    labels = training_labels(cfg, store)
+    rewards = build_rewards(cfg.grpo, store.samples, labels, judge=judge)
+    check_reward_data(rewards, store.samples, cfg.data.train)
+    for reward in rewards:
+        if isinstance(reward, JudgeReward):
+            check_judge(reward)
+    rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
+    trainer = EmotionGRPOTrainer(
+        model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
+        train_dataset=prompt_dataset(store, rows), emotion_processor=processor,
+    )
+    return GRPOSetup(cfg, model, processor, store, labels, trainer)
+
+
+def train_grpo(run: GRPOSetup, plan: RunPlan | None = None) -> Path:
+    """Train (a new run, or an unfinished one resumed: emoreason.train.run_folder) and write <output_dir>/model.
+
+    A judge that fails mid-run (after its client's retries) stops the run with the step named and a
+    checkpoint of the weights so far, from which the same command resumes.
+    """
+    from emoreason.train.grpo_rewards import JudgeDownError
+
+    cfg = run.cfg
+    out_dir = Path(cfg.optim.output_dir)
+    plan = plan if plan is not None else plan_run(cfg)
+    main_process = run.trainer.is_world_process_zero()
+    if main_process:
+        print_notes(plan)
+        apply_plan(plan)
+        if plan.write_config:
+            save_config(cfg, out_dir / CONFIG_FILE)
+    run.trainer.accelerator.wait_for_everyone()
+    try:
+        run.trainer.train(resume_from_checkpoint=plan.resume_from)
+    except JudgeDownError as exc:
+        step = run.trainer.state.global_step
+        run.trainer._save_checkpoint(run.trainer.model, trial=None)
+        raise JudgeDownError(f"at step {step + 1}: {exc}; checkpoint-{step} kept in {out_dir}, re-run to resume") from None
+    final = out_dir / FINAL_MODEL_DIR
+    run.trainer.save_model(str(final))
+    if main_process:
+        mark_finished(out_dir, run.trainer.state.global_step)
+    return final
+
+
+def run_grpo_config(cfg: TrainConfig) -> int:
+    """`emoreason train` for stage grpo, once its config is valid."""
+    from emoreason.train.grpo_data import CurriculumError
+    from emoreason.train.grpo_rewards import JudgeDownError, RewardDataError
+
+    try:
+        plan = plan_run(cfg)  # a refusal comes before any weights load
+        final = train_grpo(setup_grpo(cfg), plan)
+    except (ConfigError, RunFolderError, CurriculumError, RewardDataError, JudgeDownError) as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model: {final}")
+    return 0
