@@ -34,7 +34,7 @@ from emoreason.data_prep.synthetic_render import (
     sample_layout,
 )
 from emoreason.progress import show_progress
-from emoreason.schema import Media, Sample, Targets, write_samples
+from emoreason.schema import Landmarks, Media, Sample, Targets, write_samples
 
 __all__ = [
     "STYLES",
@@ -73,6 +73,8 @@ class SyntheticConfig:
     codec: str = "h264"
     """'h264' (libx264, falling back to mpeg4 where missing) or 'mpeg4'."""
     with_audio: bool = True
+    with_landmarks: bool = True
+    """Write the drawn face's 68 landmarks per frame into each sample's `landmarks` annotation."""
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.classes if c not in STYLES]
@@ -172,7 +174,7 @@ def _generate_sample(out_dir: Path, config: SyntheticConfig, index: int) -> Samp
     # One stream per sample, so a clip does not change when the data set grows or shrinks.
     rng = np.random.default_rng([config.seed, index])
     num_frames = max(1, int(round(config.seconds * config.fps)))
-    frames = render_clip(style.face, rng, num_frames, config.width, config.height)  # [n, h, w, 3]
+    frames, points = render_clip(style.face, rng, num_frames, config.width, config.height, with_landmarks=True)
     audio = render_voice(style.voice, rng, config.seconds, AUDIO_SAMPLE_RATE) if config.with_audio else None
     rel = f"clips/{sample_id(index)}.mp4"
     encoder = write_clip(out_dir / rel, frames, audio, config.fps, AUDIO_SAMPLE_RATE, config.codec)
@@ -181,6 +183,8 @@ def _generate_sample(out_dir: Path, config: SyntheticConfig, index: int) -> Samp
         media=Media(video=rel),
         subtitle=SUBTITLE,
         targets=Targets(emotion=label),
+        # Two decimals of a pixel: the annotation stays small, and far finer than the class differences.
+        landmarks=Landmarks(points=np.round(points, 2).tolist(), fps=config.fps) if config.with_landmarks else None,
         source={"dataset": "synthetic", "seed": config.seed, "index": index, "encoder": encoder},
     )
 

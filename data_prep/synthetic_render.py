@@ -250,6 +250,58 @@ def _draw_mouth(canvas: _Canvas, style: FaceStyle) -> None:
     canvas.polyline(upper, _shade(lips, 0.5), thickness=0.02)
 
 
+def _landmarks_uv(style: FaceStyle) -> np.ndarray:
+    """The 68 iBUG landmarks [68, 2] of the face `_draw_still` draws, in face coordinates (see _Canvas)."""
+
+    def along(points: list[tuple[float, float]], count: int) -> np.ndarray:
+        # `count` points evenly spaced along the polyline through `points`.
+        points = np.asarray(points, dtype=np.float64)
+        lengths = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))]
+        at = np.linspace(0.0, lengths[-1], count)
+        return np.stack([np.interp(at, lengths, points[:, 0]), np.interp(at, lengths, points[:, 1])], axis=1)
+
+    theta = np.linspace(np.pi, 0.0, 17)  # jaw: along the lower half of the oval, image left to right
+    jaw = np.stack([np.cos(theta), 1.3 * np.sin(theta)], axis=1)
+    brows = []
+    for side in (-1, 1):  # the same three points _draw_brows draws through
+        inner_v = -0.38 - style.brow_raise - style.brow_tilt
+        outer_v = -0.38 - style.brow_raise + style.brow_tilt * 0.3
+        middle_v = (inner_v + outer_v) / 2 - (0.04 + 0.4 * max(style.brow_raise, 0.0))
+        brow = [(side * 0.6, outer_v), (side * 0.38, middle_v), (side * 0.14, inner_v)]
+        brows.append(along(brow if side < 0 else brow[::-1], 5))  # image left to right
+    bridge = along([(0.0, -0.12), (0.0, 0.25)], 4)
+    nostrils = np.stack([np.linspace(-0.11, 0.11, 5), 0.36 + 0.02 * (np.abs(np.linspace(-1, 1, 5)) - 1)], axis=1)
+    eyes = []
+    open_h = 0.085 * style.eye_open
+    for side in (-1, 1):
+        # iBUG order: outer corner of the image-left eye (inner of the other), over the top, back along the bottom.
+        angles = np.deg2rad([180, 240, 300, 0, 60, 120])
+        eyes.append(np.stack([side * 0.38 + 0.18 * np.cos(angles), -0.12 + open_h * np.sin(angles)], axis=1))
+    half = style.mouth_width
+    lift = 0.35 if style.mouth_curve > 0 else 0.5
+
+    def lip(x: np.ndarray, upper: bool, outer: float) -> np.ndarray:
+        # The curves _draw_mouth draws; `outer` moves a point off the opening by the lip's thickness.
+        centre_v = 0.66 - style.mouth_curve * 0.14 * x**2
+        opening = style.mouth_open * 0.3 * np.sqrt(np.clip(1 - x**2, 0, 1))
+        v = centre_v - lift * opening - outer if upper else centre_v + (1 - lift) * opening + outer
+        return np.stack([x * half, v], axis=1)
+
+    x5 = np.array([-2, -1, 0, 1, 2]) / 3
+    outer_lips = np.concatenate([lip(np.array([-1.0]), True, 0), lip(x5, True, 0.03), lip(np.array([1.0]), True, 0),
+                                 lip(x5[::-1], False, 0.035)])
+    inner_lips = np.concatenate([lip(np.array([-0.85]), True, 0), lip(np.array([-0.5, 0, 0.5]), True, 0),
+                                 lip(np.array([0.85]), True, 0), lip(np.array([0.5, 0, -0.5]), False, 0)])
+    return np.concatenate([jaw, *brows, bridge, nostrils, *eyes, outer_lips, inner_lips])  # [68, 2]
+
+
+def face_landmarks(style: FaceStyle, layout: FaceLayout) -> np.ndarray:
+    """The drawn face's 68 landmarks [68, 2] in output pixels (x, y) of a still drawn with `layout`."""
+    theta = np.deg2rad(layout.roll)
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    return _landmarks_uv(style) @ rotation.T * layout.half_width + np.array([layout.cx, layout.cy])
+
+
 def _draw_still(style: FaceStyle, layout: FaceLayout, width: int, height: int, fill: float | None) -> np.ndarray:
     """The face [height, width, 3] float32 without noise, on its gradient or on a flat `fill`."""
     big_w, big_h = width * SUPERSAMPLE, height * SUPERSAMPLE
@@ -285,9 +337,11 @@ def render_face(
 
 
 def render_clip(
-    style: FaceStyle, rng: np.random.Generator, num_frames: int, width: int, height: int, noise: float = 3.0
-) -> np.ndarray:
-    """Frames [n, h, w, 3] of one face drifting, bobbing and rolling slightly over a still background.
+    style: FaceStyle, rng: np.random.Generator, num_frames: int, width: int, height: int, noise: float = 3.0,
+    with_landmarks: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Frames [n, h, w, 3] of one face drifting, bobbing and rolling slightly over a still background;
+    with_landmarks: also the drawn face's 68 landmarks in every frame [n, 68, 2] (x, y pixels).
 
     The head is drawn once as a sprite and moved by an affine warp per frame: drawing it anew for
     every frame cost several times more for the same picture.
@@ -303,14 +357,16 @@ def render_clip(
     background = _background(layout, width, height)  # [h, w, 3]
     drift = rng.uniform(-0.04, 0.04, 2) * np.array([width, height])
     bob_hz, bob_px, roll_deg = rng.uniform(0.6, 1.6), rng.uniform(0.5, 2.0), rng.uniform(-3, 3)
-    frames = []
+    sprite_points = face_landmarks(style, sprite_layout)  # [68, 2] in sprite pixels
+    frames, points = [], []
     for t in np.linspace(0.0, 1.0, num_frames):
         warp = cv2.getRotationMatrix2D((sprite_layout.cx, sprite_layout.cy), roll_deg * t, 1.0)
         warp[:, 2] += (drift[0] * t - pad, drift[1] * t + bob_px * np.sin(2 * np.pi * bob_hz * t) - pad)
         head = cv2.warpAffine(on_black, warp, (width, height))  # [h, w, 3]
         cover = cv2.warpAffine(alpha, warp, (width, height))[..., None]  # [h, w, 1]
         frames.append(_add_noise(head + background * (1 - cover), rng, noise))
-    return np.stack(frames)
+        points.append(sprite_points @ warp[:, :2].T + warp[:, 2])  # the same warp moves the points
+    return (np.stack(frames), np.stack(points)) if with_landmarks else np.stack(frames)
 
 
 # ---------------------------------------------------------------- audio

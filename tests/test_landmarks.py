@@ -125,3 +125,40 @@ def test_detector_plugin_landmarks_through_the_featurizer(media_dir):
     assert not HaarFaceDetector.provides_landmarks() and GridLandmarkDetector.provides_landmarks()
     with pytest.raises(ValueError, match="key 'media.faces.detector'"):
         Featurizer(enc, media, face_detector=HaarFaceDetector()).featurize({"video": media_dir / "h264_aac.mp4"})
+
+
+def test_landmark_attention_in_emotion_lm(tiny_llm_dir, tmp_path):
+    """Face-LLaVA's wiring: the face tokens query the landmark regions; landmarks take no LLM positions of their own."""
+    from emoreason.encoders.tiny import build_tiny
+    from emoreason.model.config import ModelConfig
+    from emoreason.model.landmark_attention import LandmarkAttentionConfig
+    from emoreason.model.loading import build_model
+    from emoreason.model.projectors import ProjectorConfig
+
+    vit = build_tiny("vit", tmp_path)
+    config = ModelConfig(
+        llm=tiny_llm_dir,
+        encoders={"face": EncoderConfig(model=vit, pooling="tokens:2"),
+                  "landmarks": EncoderConfig(model="landmarks:annotation", pooling="none")},
+        projectors={"face": ProjectorConfig(kind="mlp")},
+        landmark_attention=LandmarkAttentionConfig(enabled=True, modality="face", num_heads=2),
+    )
+    assert config.modalities == ["face", "landmarks"]
+    model, processor = build_model(config, seed=0)
+    turns = [{"role": "user", "content": "<face> <landmarks> Which emotion?"}, {"role": "assistant", "content": "happy"}]
+    encoded = processor.encode(turns, {"face": 6, "landmarks": 3})  # 3 frames: 2 face tokens each
+    assert encoded.media_ids.count(2) == 6 and 6 not in encoded.media_ids  # no <landmarks> positions
+    face = torch.randn(1, 6, model.feature_dims["face"])
+    points = normalise_landmarks(np.stack([template_points(i) for i in range(3)]))[None]  # [1, 3, 136]
+    ones = torch.ones(1, 6, dtype=torch.bool)
+    plain = model.project({"face": (face, ones)})["face"][0]
+    attended = model.project({"face": (face, ones), "landmarks": (points, torch.ones(1, 3, dtype=torch.bool))})["face"][0]
+    assert not torch.allclose(plain, attended)
+    attended.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.landmark_attention.region_proj.parameters())
+    with pytest.raises(ValueError, match="multiple of its 4 landmark frames"):
+        four = normalise_landmarks(np.stack([template_points(i) for i in range(4)]))[None]
+        model.project({"face": (face, ones), "landmarks": (four, torch.ones(1, 4, dtype=torch.bool))})
+    with pytest.raises(ConfigError, match="key 'landmark_attention.enabled'"):
+        ModelConfig(llm=tiny_llm_dir, encoders={"face": config.encoders["face"]}, projectors=config.projectors,
+                    landmark_attention=LandmarkAttentionConfig(enabled=True))

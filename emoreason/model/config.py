@@ -16,6 +16,7 @@ from emoreason.dtypes import DTYPES
 from emoreason.constants import MODALITIES
 from emoreason.encoders.config import EncoderConfig
 from emoreason.features.media_config import MediaConfig
+from emoreason.model.landmark_attention import LandmarkAttentionConfig
 from emoreason.model.prefusion import PrefusionConfig
 from emoreason.model.projectors import ProjectorConfig
 
@@ -49,6 +50,9 @@ class ModelConfig:
     lora: LoraSettings | None = dataclasses.field(default_factory=LoraSettings)
     """LoRA on the LLM; null trains no LLM weights (projector-only models)."""
     prefusion: PrefusionConfig = dataclasses.field(default_factory=PrefusionConfig)
+    landmark_attention: LandmarkAttentionConfig = dataclasses.field(default_factory=LandmarkAttentionConfig)
+    """Face-LLaVA's landmark region cross-attention on one visual modality's projected tokens; reads the
+    landmarks modality's features (encoders.landmarks), with or without a landmarks projector."""
     media: MediaConfig = dataclasses.field(default_factory=MediaConfig)
     """Frame sampling, face crops and audio limits for live features (must equal prep's)."""
     system_prompt: str | None = None
@@ -71,12 +75,20 @@ class ModelConfig:
         if self.prefusion.enabled:
             for modality in self.prefusion.modalities:
                 check(modality in self.projectors, "prefusion.modalities", f"modalities that have projectors ({sorted(self.projectors)})", modality)
+        if self.landmark_attention.enabled:
+            check("landmarks" in self.encoders, "landmark_attention.enabled",
+                  "an encoder under encoders.landmarks (landmarks:annotation or landmarks:detector) to attend to")
+            check(self.landmark_attention.modality in self.projectors, "landmark_attention.modality",
+                  f"a modality that has a projector ({sorted(self.projectors)})", self.landmark_attention.modality)
         check(self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}", self.dtype)
         check(self.max_length >= 16, "max_length", "an integer >= 16", self.max_length)
 
     @property
     def modalities(self) -> list[str]:
-        return [m for m in MODALITIES if m in self.projectors]
+        """The modalities whose features the model takes: those with a projector, and the landmarks its
+        landmark attention reads."""
+        attended = {"landmarks"} if self.landmark_attention.enabled else set()
+        return [m for m in MODALITIES if m in self.projectors or m in attended]
 
 
 def _looks_local(name: str) -> bool:

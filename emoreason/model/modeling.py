@@ -17,6 +17,7 @@ from torch import nn
 
 from emoreason.constants import MEDIA_INDEX
 from emoreason.model.config import ModelConfig
+from emoreason.model.landmark_attention import LandmarkRegionAttention
 from emoreason.model.prefusion import PreFusion
 from emoreason.model.projectors import build_projector
 
@@ -30,8 +31,11 @@ class EmotionLM(nn.Module):
         self.llm = llm
         self.feature_dims = dict(feature_dims)
         hidden = self.llm_config.hidden_size
-        self.projectors = nn.ModuleDict({m: build_projector(config.projectors[m], feature_dims[m], hidden) for m in config.modalities})
+        self.projectors = nn.ModuleDict({m: build_projector(config.projectors[m], feature_dims[m], hidden)
+                                         for m in config.modalities if m in config.projectors})
         self.prefusion = PreFusion(config.prefusion, hidden) if config.prefusion.enabled else None
+        attention = config.landmark_attention
+        self.landmark_attention = LandmarkRegionAttention(attention, hidden) if attention.enabled else None
 
     @property
     def llm_config(self):
@@ -42,16 +46,23 @@ class EmotionLM(nn.Module):
         return next(self.projectors.parameters()).device
 
     def num_media_tokens(self, modality: str, num_feature_tokens: int) -> int:
-        """Positions the processor must reserve for `num_feature_tokens` features of `modality`."""
+        """Positions the processor must reserve for `num_feature_tokens` features of `modality` (0 for landmarks
+        that only the landmark attention reads)."""
+        if modality not in self.projectors:
+            return 0
         return self.projectors[modality].num_output_tokens(num_feature_tokens)
 
     def project(self, features: Features) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """modality -> (tokens [b, t', D], mask [b, t']); adds 'fusion' when pre-fusion is on."""
         dtype = next(self.projectors.parameters()).dtype
         projected = {m: self.projectors[m](x.to(dtype), mask) for m, (x, mask) in features.items() if m in self.projectors}
-        unknown = set(features) - set(self.projectors)
+        unknown = set(features) - set(self.model_config.modalities)
         if unknown:
-            raise ValueError(f"features for {sorted(unknown)} but the model has projectors only for {sorted(self.projectors)}")
+            raise ValueError(f"features for {sorted(unknown)} but the model takes only {self.model_config.modalities}")
+        queried = self.model_config.landmark_attention.modality
+        if self.landmark_attention is not None and queried in projected and "landmarks" in features:
+            points, frames = features["landmarks"]  # [b, f, 136], [b, f]
+            projected[queried] = self.landmark_attention(*projected[queried], points.to(dtype), frames)
         if self.prefusion is not None and all(m in projected for m in self.prefusion.modalities):
             projected["fusion"] = self.prefusion({m: projected[m] for m in self.prefusion.modalities})
         return projected

@@ -151,8 +151,9 @@ class EmotionProcessor:
         With generation_prompt=True the conversation should end on a user turn; the result is the
         prompt to generate from (all labels ignored).
         """
-        present = {m for m, n in feature_lengths.items() if n > 0}
-        counts = {m: self.count_tokens(m, n) for m, n in feature_lengths.items() if n > 0}
+        # A modality of zero positions (landmarks only the landmark attention reads) has no placeholder.
+        counts = {m: c for m, n in feature_lengths.items() if n > 0 and (c := self.count_tokens(m, n)) > 0}
+        present = set(counts)
         if self.fusion_tokens and all(m in present for m in self.fusion_modalities):
             counts["fusion"] = self.fusion_tokens
             present.add("fusion")
