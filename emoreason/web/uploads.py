@@ -50,7 +50,7 @@ def check_media(path: str | os.PathLike, limits: UploadLimits, name: str | None 
         check_file(path)
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise UploadError(f"{name}: {size / 1e6:.1f} MB is over the upload limit of {limits.max_bytes / 1e6:g} MB")
+            raise UploadError(f"{name}: {size / 2**20:.2f} MiB is over the upload limit of {limits.max_bytes / 2**20:g} MiB")
         kind = _kind(path)
         if kind == "image":
             check_image(path, limits.max_pixels)
