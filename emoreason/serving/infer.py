@@ -118,7 +118,7 @@ def load_batch_engine(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emoreason infer", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="model directory (an export, or a trained model)")
-    parser.add_argument("--input", required=True, help="schema JSONL of samples")
+    parser.add_argument("--input", required=True, help="schema JSONL of samples, or registry:NAME (the dataset registry)")
     parser.add_argument("--out", required=True, help="predictions JSONL (appended to; existing ids are skipped)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="hf", help="inference backend (default hf; vllm for throughput)")
     parser.add_argument("--device", default="cpu", help="torch device of the LLM (default cpu)")
@@ -173,7 +173,10 @@ def predict_chunk(
 
 
 def run(args: argparse.Namespace) -> dict[str, int]:
-    input_path = Path(args.input)
+    from emoreason.dataset_registry import resolve_path
+
+    path, entry = resolve_path(args.input, "--input")
+    input_path = Path(path)
     samples = read_input(input_path)
     if args.labels:
         labels = [label.strip() for label in args.labels.split(",") if label.strip()]
@@ -181,7 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         labels = sorted({s.targets.emotion for s in samples if s.targets and s.targets.emotion})
     if not labels and any(not s.conversations for s in samples):
         raise SetupError("samples without conversations get a recognition prompt listing the labels: pass --labels a,b,c")
-    data_root = Path(args.data_root) if args.data_root else None  # else each sample's recorded root, else the input's folder
+    # Else the registry entry's, else each sample's recorded root, else the input's folder.
+    data_root = Path(args.data_root) if args.data_root else (entry.data_root if entry is not None else None)
     counts = {"predicted": 0, "failed": 0, "skipped": 0}
     # A garbled line (a bad disk block, a hand edit) names no trustworthy id: drop it and redo its sample.
     for problem in drop_bad_lines(args.out, required=("id",)):
