@@ -90,6 +90,7 @@ def grpo_arguments(cfg: TrainConfig):
         seed=optim.seed,
         data_seed=optim.seed,
         bf16=optim.precision == "bf16",
+        gradient_checkpointing=optim.gradient_checkpointing,  # TRL's default is on; ours is the config's
         deepspeed=optim.deepspeed,
         save_strategy="steps",
         save_steps=optim.save_steps,

@@ -111,5 +111,13 @@ class EmotionLM(nn.Module):
         kwargs = {"use_reentrant": False} | (gradient_checkpointing_kwargs or {})
         self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
+    def gradient_checkpointing_disable(self) -> None:
+        self.llm.gradient_checkpointing_disable()
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        # TRL turns checkpointing off around generation by these two names, as on a PreTrainedModel.
+        return self.llm.is_gradient_checkpointing
+
     def trainable_parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
