@@ -102,3 +102,14 @@ def test_bad_command_lines(capsys):
         main([], stdin=io.StringIO(""), stdout=io.StringIO())
     assert main(["--url", "http://127.0.0.1:9"], stdin=io.StringIO(""), stdout=io.StringIO()) == 2  # nothing listens
     assert "cannot list the models" in capsys.readouterr().err
+
+
+def test_media_paths_stay_inside_the_media_root(clips: Path, tmp_path: Path):
+    outside = tmp_path / "secret.mp4"
+    shutil.copy(clips / "clip.mp4", outside)
+    (clips / "escape.mp4").unlink(missing_ok=True)
+    (clips / "escape.mp4").symlink_to(outside)
+    script = f"/video ../{outside.name}\n/video {outside}\n/video escape.mp4\n/video clip.mp4\n/quit\n"
+    out = chat(["--media-root", str(clips)], script, FakeEngine()).getvalue()
+    assert out.count("outside") >= 3, out  # '..', an absolute path and a symlink out are refused
+    assert "(attached video" in out and out.count("(attached video") == 1

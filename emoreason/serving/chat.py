@@ -24,6 +24,7 @@ from typing import TextIO
 from emoreason.cli_args import HelpFormatter
 from emoreason.constants import MEDIA_KINDS
 from emoreason.media.errors import MediaError
+from emoreason.media.paths import confined_path
 from emoreason.serving.engine import GenerationRequest, InferenceEngine, MediaInput
 from emoreason.config import ConfigError
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
@@ -160,8 +161,12 @@ def run_chat(backend: LocalChat | RemoteChat, media_root: Path, stdin: TextIO, s
             say("(conversation reset)")
         elif command in MEDIA_COMMANDS:
             kind, name = MEDIA_COMMANDS[command], argument.strip()
-            path = media_root / name
-            if not name or not path.is_file():
+            try:  # the server's rule: relative to the media root, never leaving it
+                path = confined_path(name, media_root, root_name="media root") if name else None
+            except MediaError as exc:
+                say(f"error: {exc}")
+                continue
+            if path is None or not path.is_file():
                 say(f"error: no such file: {name or '(none given)'}")
             elif any(m.kind == kind for m in pending + [m for t in turns for m in t.media]):
                 # A conversation is one sample to the model: at most one file of each kind.
