@@ -108,11 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-per-class", type=int, default=40, help="synthetic clips per emotion class")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clips and the tiny models' weights")
     parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for the train config")
+    parser.add_argument("--kind", choices=("projector", "native"), default="projector",
+                        help="model kind: the projector model, or a tiny native backbone (emoreason.demo_native)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.kind == "native":
+        from emoreason.demo_native import main as native_main
+
+        workdir = args.workdir if args.workdir != "runs/demo" else "runs/demo_native"
+        return native_main(Path(workdir), args.num_per_class, args.seed, args.train)
     from emoreason.eval.eval_cli import main as eval_main
     from emoreason.model.loading import load_model
     from emoreason.serving.chat import main as chat_main

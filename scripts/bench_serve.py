@@ -149,6 +149,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=0, help="requests per measurement (default max(32, 4 x concurrency))")
     parser.add_argument("--backends", nargs="+", default=["hf", "vllm"])
+    parser.add_argument("--no-native", action="store_true", help="skip the native section (scripts/bench_native.py)")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -206,6 +207,11 @@ def main() -> int:
             ratios[f"multimodal_{path}_over_plain_requests_{top}"] = round(vllm["requests_per_s"] / plain["requests_per_s"], 2)
         report["ratios"] = ratios
         report["goals"] = {"vllm_over_hf_at_c32": GOAL_VLLM_OVER_HF, "multimodal_over_plain_vllm": GOAL_MULTIMODAL_OVER_PLAIN}
+    if not args.no_native:
+        from bench_native import native_serve_section
+
+        report["native"] = native_serve_section(Path(args.workdir) / "native", args.num_per_class, [1, max(args.concurrency)],
+                                                args.max_tokens, args.requests)
     print(json.dumps(report, indent=2), file=json_out, flush=True)
     return 0
 

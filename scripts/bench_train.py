@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30, help="timed forward+backward repeats per path")
     parser.add_argument("--wider-hidden", type=int, default=512, help="hidden size of the second, wider LLM (0: skip)")
     parser.add_argument("--workdir", default=None, help="keep the workspace here (default: a temporary folder)")
+    parser.add_argument("--native-steps", type=int, default=12, help="steps of the native section (0: skip; scripts/bench_native.py)")
     args = parser.parse_args(argv)
 
     from emoreason.demo import prepare_tiny_data
@@ -280,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     if wider is not None:
         result["multimodal_overhead_wider_llm"] = wider | {"goal_met": wider["overhead_ratio"] <= GOAL_OVERHEAD}
+    if args.native_steps:
+        from bench_native import native_train_section
+
+        with tempfile.TemporaryDirectory(prefix="bench_train_native_") as tmp, contextlib.redirect_stdout(sys.stderr):
+            result["native"] = native_train_section(Path(tmp), args.num_per_class, args.native_steps, args.batch_size)
     print(json.dumps(result, indent=2), file=stdout)
     return 0
 
