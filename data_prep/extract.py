@@ -13,7 +13,7 @@ from typing import Any
 from emoreason.data_prep.prep_config import PrepConfig
 from emoreason.features.cache import FeatureCache
 from emoreason.features.contract import absolute_model_ref
-from emoreason.features.featurizer import Absence, Featurizer, sample_files
+from emoreason.features.featurizer import Absence, Featurized, Featurizer, MediaFiles, sample_files
 from emoreason.schema import FeatureRef, Sample
 
 
@@ -24,6 +24,11 @@ class SampleResult:
     issues: list[Absence]
     sample: Sample | None = None  # the sample with feature references, unless failed
     frames_decoded: int = 0
+
+    @classmethod
+    def crashed(cls, sample_id: str, exc: BaseException) -> SampleResult:
+        """A sample whose processing raised: it fails alone, with the error as its reason."""
+        return cls(sample_id, "failed", [Absence("*", "unreadable", f"{type(exc).__name__}: {exc}"[:500])])
 
     def to_status_json(self) -> dict[str, Any]:
         return {"id": self.sample_id, "status": self.status, "issues": [i.to_json() for i in self.issues]}
@@ -45,8 +50,15 @@ class SampleExtractor:
         self.encoder_refs = {m: absolute_model_ref(e.model) for m, e in cfg.encoders.items()}
 
     def process(self, sample: Sample) -> SampleResult:
+        return self.finish(sample, self.featurizer.featurize(self.files(sample), sample_id=sample.id,
+                                                             landmarks=sample.landmarks))
+
+    def files(self, sample: Sample) -> MediaFiles:
+        return sample_files(sample, sample.media_root(self.cfg.data_root, self.data_root))
+
+    def finish(self, sample: Sample, result: Featurized) -> SampleResult:
+        """The sample with references to its (now cached) features, and its status."""
         root = sample.media_root(self.cfg.data_root, self.data_root)
-        result = self.featurizer.featurize(sample_files(sample, root), sample_id=sample.id, landmarks=sample.landmarks)
         issues = list(result.absent.values())
         cache = self.featurizer.cache
         refs: dict[str, FeatureRef] = {

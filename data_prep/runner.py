@@ -68,7 +68,7 @@ def _safe_process(extractor: SampleExtractor, sample: Sample) -> SampleResult:
     except EncoderLoadError:
         raise  # a broken encoder is the setup's fault, not this clip's: it stops the run
     except Exception as exc:  # one bad clip must never stop the batch
-        return SampleResult(sample.id, "failed", [Absence("*", "unreadable", f"{type(exc).__name__}: {exc}"[:500])])
+        return SampleResult.crashed(sample.id, exc)
 
 
 def resolve_paths(cfg: PrepConfig) -> tuple[Path, Path]:
@@ -185,7 +185,10 @@ def run_prep(cfg: PrepConfig) -> PrepReport:
     if pending:
         preflight(cfg, out_dir, data_root, pending[0])
     started = time.perf_counter()
-    run = _run_in_process if cfg.workers == 1 else _run_in_pool
+    if cfg.engine == "ray":
+        from emoreason.data_prep.ray_prep import run_in_ray as run
+    else:
+        run = _run_in_process if cfg.workers == 1 else _run_in_pool
     with JsonlAppender(out_dir / SAMPLES_FILE) as samples_out, JsonlAppender(out_dir / STATUS_FILE) as status_out:
         bar = tqdm(total=len(pending), desc="prep", unit="clip", disable=not (cfg.progress and show_progress()))
         for result in run(cfg, pending, out_dir, data_root):

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 if command -v nvidia-smi >/dev/null 2>&1; then serve=serve; else serve=serve-cpu; fi
-EXTRAS=${EXTRAS:-dev,train,eval,web,$serve}
+EXTRAS=${EXTRAS:-dev,train,eval,web,ray,$serve}
 PYTHON=${PYTHON:-python3}
 
 stamp="$VENV/.emoreason-installed"

@@ -10,7 +10,9 @@ shape, that the values are finite, and the hash, so a damaged entry is named and
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from emoreason.atomic import atomic_path
 from emoreason.features.hashing import settings_hash
@@ -79,6 +81,16 @@ def read_feature_file(path: str | os.PathLike, shape: Sequence[int] | None = Non
     return torch.from_numpy(np.array(array)), metadata
 
 
+def _sorted_header(data: bytes) -> bytes:
+    """The safetensors bytes with the header's keys sorted: safetensors writes metadata in hash-map order, which
+    changes from process to process, and a cache entry's bytes should depend on its content alone."""
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.dumps(json.loads(data[8:8 + length]), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    encoded = header.encode()
+    encoded += b" " * (-len(encoded) % 8)  # the format pads the header to 8 bytes
+    return struct.pack("<Q", len(encoded)) + encoded + data[8 + length:]
+
+
 class FeatureCache:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -120,8 +132,9 @@ class FeatureCache:
         if not np.isfinite(features.numpy()).all():
             # Also catches values beyond fp16's range (|x| > 65504), which become inf on conversion.
             raise ValueError(f"{modality} encoder output has NaN or infinite values (in fp16); not caching {path}")
+        data = save({TENSOR_NAME: features}, metadata=metadata | {HASH_METADATA_KEY: tensor_sha256(features)})
         with atomic_path(path) as tmp:
-            save_file({TENSOR_NAME: features}, str(tmp), metadata=metadata | {HASH_METADATA_KEY: tensor_sha256(features)})
+            Path(tmp).write_bytes(_sorted_header(data))
         return path
 
     def ref(self, modality: str, key: str, encoder: str, shape: list[int], relative_to: str | os.PathLike) -> FeatureRef:

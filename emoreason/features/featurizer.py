@@ -133,6 +133,18 @@ class _Frames:
     times: list[float]  # [n] seconds
 
 
+@dataclasses.dataclass
+class Decoded:
+    """A sample between `Featurizer.decode` and `Featurizer.encode`: what is known so far, and the encoder inputs."""
+
+    result: Featurized
+    """Cache hits, absences and the face record found while decoding."""
+    sample_id: str | None = None
+    pending: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    """modality -> its encoder's input, in compute order: a waveform [n], frames or face crops [n, h, w, 3],
+    landmarks [k, 68, 2]."""
+
+
 class Featurizer:
     """Runs the configured frozen encoder of each modality on a sample's media, optionally through a cache."""
 
@@ -192,6 +204,14 @@ class Featurizer:
         and output share one loaded encoder (each pools its own way), so its weights are in memory once."""
         return self.encoders[self._forward_group(modality)[0]]
 
+    def forward_groups(self) -> list[list[str]]:
+        """The configured modalities partitioned by encoder forward pass: what one encoder process must run together."""
+        groups: list[list[str]] = []
+        for m in self.modalities:
+            if not any(m in g for g in groups):
+                groups.append(self._forward_group(m))
+        return groups
+
     def _forward_group(self, modality: str) -> list[str]:
         """The modalities computed in the same encoder forward pass as `modality` (itself first when alone)."""
         enc = self.encoders[modality]
@@ -209,11 +229,20 @@ class Featurizer:
 
         landmarks: the sample's annotated landmarks, which a "landmarks:annotation" encoder reads.
         """
+        return self.encode(self.decode(files, modalities, sample_id, landmarks))
+
+    def decode(self, files: MediaFiles, modalities: Sequence[str] | None = None, sample_id: str | None = None,
+               landmarks: Landmarks | None = None) -> Decoded:
+        """The CPU half of `featurize`: cache hits, decoded audio and frames, face crops; no encoder runs.
+
+        The result pickles, so a scale-out engine can decode in one process and `encode` in another.
+        """
         wanted = [m for m in (modalities or self.modalities) if m in self.encoders]
-        out = Featurized({}, {})
+        decoded = Decoded(Featurized({}, {}), sample_id)
+        out = decoded.result
         if "landmarks" in wanted and self.encoders["landmarks"].model == LANDMARK_ANNOTATION:
             wanted.remove("landmarks")  # read from the annotation: no file to decode
-            self._annotated_landmarks(landmarks, out, sample_id)
+            self._annotated_landmarks(landmarks, decoded)
         checked: dict[str, MediaError | None] = {}
         for kind, path in files.items():
             try:
@@ -244,14 +273,45 @@ class Featurizer:
 
         for kind, group in by_source.items():
             todo = [m for m in group if not self._from_cache(m, media_hash(kind) if self.cache else "", out, sample_id)]
-            if not todo:
-                continue
             audio_here = [m for m in todo if m == "audio"]
             visual_here = [m for m in todo if m in VISUAL_MODALITIES]
             if audio_here:
-                self._run(out, ["audio"], lambda: {"audio": self._audio(files[kind])}, sample_id, kind, media_hash)
+                self._decode_step(decoded, ["audio"], lambda: {"audio": self._audio_wave(files[kind])})
             if visual_here:
-                self._run(out, visual_here, lambda: self._visual(files[kind], kind, visual_here, out), sample_id, kind, media_hash)
+                self._decode_step(decoded, visual_here, lambda: self._visual_inputs(files[kind], kind, visual_here, out))
+        return decoded
+
+    def encode(self, decoded: Decoded, modalities: Sequence[str] | None = None) -> Featurized:
+        """The encoder half of `featurize`: runs the encoders on `decoded`'s pending inputs, rounds to fp16 and
+        fills the cache. modalities: only these (one encoder's process in a scale-out engine); the rest stay
+        pending for a later call. Returns the result, complete once nothing is pending."""
+        out = decoded.result
+        ready = [m for m in decoded.pending if modalities is None or m in modalities]
+        frame_modalities = [m for m in ready if MODALITY_SPECS[m].encoder_input == "frames"]
+        computed: dict[str, torch.Tensor] = {}
+        for m in ready:
+            source = MODALITY_SPECS[m].encoder_input
+            if m in computed:
+                continue
+            if m == "audio":
+                computed[m] = self.encoder(m).encode_audio(decoded.pending[m])  # [t, d]
+            elif source == "face_crops":
+                computed[m] = self.encoder(m).encode_images(decoded.pending[m]).flatten(0, 1)  # [k * tokens, d]
+            elif source == "clips":
+                computed[m] = self.encoder(m).encode_video(decoded.pending[m])  # [t, d]
+            elif source == "landmarks":
+                computed[m] = self.encoder(m).encode_landmarks(decoded.pending[m])  # [k, 136]
+            else:
+                computed |= self._frame_outputs(m, frame_modalities, decoded.pending[m])
+        for m, tensor in computed.items():
+            del decoded.pending[m]
+            tensor = tensor.to(torch.float16)  # the cache's precision, so live and cached inputs are equal
+            out.features[m] = tensor
+            if self.cache is not None:
+                metadata = {"id": decoded.sample_id or ""}
+                if m == "face" and out.faces is not None:
+                    metadata["face_record"] = out.faces.model_dump_json()
+                self.cache.put(m, out.cache_keys[m], tensor, metadata)
         return out
 
     # -- internals ----------------------------------------------------------------------------
@@ -293,30 +353,23 @@ class Featurizer:
         out.features[modality] = features
         return True
 
-    def _run(self, out: Featurized, modalities: list[str], compute, sample_id, kind, media_hash) -> None:
+    @staticmethod
+    def _decode_step(decoded: Decoded, modalities: list[str], compute) -> None:
+        """Run one decode; a MediaError makes each of `modalities` absent (unless already absent for its own reason)."""
         try:
-            computed = compute()
+            decoded.pending |= compute()
         except MediaError as exc:
             for m in modalities:
-                if m not in out.absent:
-                    out.absent[m] = Absence.from_error(m, exc)
-            return
-        for m, tensor in computed.items():
-            tensor = tensor.to(torch.float16)  # the cache's precision, so live and cached inputs are equal
-            out.features[m] = tensor
-            if self.cache is not None:
-                metadata = {"id": sample_id or ""}
-                if m == "face" and out.faces is not None:
-                    metadata["face_record"] = out.faces.model_dump_json()
-                self.cache.put(m, out.cache_keys[m], tensor, metadata)
+                if m not in decoded.result.absent:
+                    decoded.result.absent[m] = Absence.from_error(m, exc)
 
-    def _audio(self, path: Path) -> torch.Tensor:
+    def _audio_wave(self, path: Path) -> np.ndarray:
         from emoreason.media.audio import decode_audio
 
         wave = decode_audio(path, AUDIO_SAMPLE_RATE, self.media.audio.max_seconds)  # [n]
         if len(wave) < MIN_AUDIO_SAMPLES:
             raise MediaError("empty", path, f"audio of {len(wave)} samples is shorter than one encoder frame")
-        return self.encoder("audio").encode_audio(wave)  # [t, d]
+        return wave
 
     def _decode_frames(self, path: Path, kind: str) -> _Frames:
         if kind == "video":
@@ -328,25 +381,24 @@ class Featurizer:
 
         return _Frames(decode_image(path)[None], [0.0])
 
-    def _visual(self, path: Path, kind: str, modalities: list[str], out: Featurized) -> dict[str, torch.Tensor]:
-        decoded = self._decode_frames(path, kind)  # one decode feeds face, frame and video
+    def _visual_inputs(self, path: Path, kind: str, modalities: list[str], out: Featurized) -> dict[str, np.ndarray]:
+        """modality -> its encoder's input: one decode of the frames feeds face, frame, video and landmarks."""
+        decoded = self._decode_frames(path, kind)
         out.frames_decoded = len(decoded.frames)
-        computed: dict[str, torch.Tensor] = {}
+        inputs: dict[str, np.ndarray] = {}
         for m in modalities:
             source = MODALITY_SPECS[m].encoder_input
             if source == "face_crops":
-                faces = self._faces(decoded, out)
-                if faces is not None:
-                    computed["face"] = faces
-            elif source == "clips":
-                computed[m] = self.encoder(m).encode_video(decoded.frames)  # [t, d]
+                crops = self._face_crops(decoded, out)
+                if crops is not None:
+                    inputs[m] = crops
             elif source == "landmarks":
                 points = self._detected_landmarks(decoded, out)
                 if points is not None:
-                    computed[m] = self.encoder(m).encode_landmarks(points)  # [k, 136]
-            elif m not in computed:
-                computed |= self._frame_outputs(m, modalities, decoded.frames)
-        return computed
+                    inputs[m] = points
+            else:
+                inputs[m] = decoded.frames  # "clips" and "frames" read the frames themselves
+        return inputs
 
     def _frame_outputs(self, modality: str, modalities: list[str], frames: np.ndarray) -> dict[str, torch.Tensor]:
         """`modality` and the wanted modalities sharing its forward pass: name -> [n * tokens, d]."""
@@ -357,26 +409,27 @@ class Featurizer:
         outputs = self.encoder(modality).encode_image_outputs(frames, poolings)  # one forward, every pooling
         return {m: tensor.flatten(0, 1) for m, tensor in outputs.items()}
 
-    def _annotated_landmarks(self, landmarks: Landmarks | None, out: Featurized, sample_id: str | None) -> None:
+    def _annotated_landmarks(self, landmarks: Landmarks | None, decoded: Decoded) -> None:
+        out = decoded.result
         if landmarks is None:
             out.absent["landmarks"] = Absence("landmarks", "no_landmarks", "sample has no landmarks annotation",
                                               fault=False)
             return
         from emoreason.features.hashing import settings_hash
 
-        if self._from_cache("landmarks", settings_hash(landmarks.model_dump(mode="json")), out, sample_id):
+        if self._from_cache("landmarks", settings_hash(landmarks.model_dump(mode="json")), out, decoded.sample_id):
             return
 
-        def compute() -> dict[str, torch.Tensor]:
+        def sampled_points() -> dict[str, np.ndarray]:
             from emoreason.media.video import sample_frame_indices
 
             points = np.asarray(landmarks.points)  # [frames, 68, 2]
             if self.media.video.fps is not None and landmarks.fps is None:
                 raise MediaError("bad_field", None, "landmarks.fps is needed to sample annotated frames by media.video.fps")
             indices = sample_frame_indices(len(points), landmarks.fps or 1.0, self.media.video)
-            return {"landmarks": self.encoder("landmarks").encode_landmarks(points[indices])}
+            return {"landmarks": points[indices]}
 
-        self._run(out, ["landmarks"], compute, sample_id, None, None)
+        self._decode_step(decoded, ["landmarks"], sampled_points)
 
     def _detected_landmarks(self, decoded: _Frames, out: Featurized) -> np.ndarray | None:
         """The main face's landmarks per sampled frame [k, 68, 2]; None (and an absence) when no frame has them."""
@@ -390,8 +443,8 @@ class Featurizer:
             return None
         return points
 
-    def _faces(self, decoded: _Frames, out: Featurized) -> torch.Tensor | None:
-        """Features of the main face per frame [k * tokens, d]; None (and an absence) when no frame has one."""
+    def _face_crops(self, decoded: _Frames, out: Featurized) -> np.ndarray | None:
+        """The main face's crop per frame [k, size, size, 3]; None (and an absence) when no frame has one."""
         from emoreason.media.faces import crop_main_faces
 
         faces = self.media.faces
@@ -400,4 +453,4 @@ class Featurizer:
         if len(crops) == 0:
             out.absent["face"] = Absence("face", "no_face", f"no face found in any of {len(decoded.times)} sampled frames", fault=False)
             return None
-        return self.encoder("face").encode_images(crops).flatten(0, 1)
+        return crops
