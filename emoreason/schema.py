@@ -161,7 +161,7 @@ class Landmarks(_Strict):
 
     points: list[list[list[float]]]
     """[frames][68][x, y], frame i of the video first to last; any consistent unit (pixels, or [0, 1] of the
-    frame): the landmark encoder normalises each frame to its points' bounding box."""
+    frame): the landmark encoder centres each frame's points and scales them to unit RMS radius."""
     fps: float | None = Field(default=None, gt=0)
     """Frame rate of the annotated frames, needed only when features sample frames by `media.video.fps`."""
 

@@ -70,10 +70,13 @@ def test_landmark_annotation_is_validated_naming_the_field():
 
 
 def test_landmark_encoder_normalises_each_frame_to_its_face():
-    points = np.stack([template_points(), template_points(100.0) * 1.0])  # same face, moved
+    points = np.stack([template_points(), template_points(100.0), template_points() * 3.0])  # moved, scaled
     tokens = normalise_landmarks(points)
-    assert tokens.shape == (2, 2 * NUM_LANDMARKS)
-    assert torch.equal(tokens[0], tokens[1]) and tokens.min() == 0 and tokens.max() == 1
+    assert tokens.shape == (3, 2 * NUM_LANDMARKS)
+    torch.testing.assert_close(tokens[0], tokens[1]) and torch.testing.assert_close(tokens[0], tokens[2])
+    by_point = tokens.view(3, NUM_LANDMARKS, 2)
+    torch.testing.assert_close(by_point.mean(dim=1), torch.zeros(3, 2), atol=1e-6, rtol=0)
+    torch.testing.assert_close((by_point**2).sum(dim=2).mean(dim=1), torch.ones(3))  # unit RMS radius
     with pytest.raises(ValueError, match=r"expected \[frames >= 1, 68, 2\]"):
         normalise_landmarks(points[:, :60])
     with pytest.raises(ConfigError, match="key 'pooling'"):
