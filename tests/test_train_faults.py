@@ -97,3 +97,17 @@ def test_non_finite_loss_stops_at_its_step_naming_the_batch(workspace, tmp_path)
     named = [i for i in train_ids if f"'{i}'" in str(info.value)]
     assert len(named) == 4, f"expected the batch's 4 sample ids in: {info.value}"
     assert not list(tmp_path.glob("checkpoint-*")) and not (tmp_path / "model").exists()
+
+
+def test_missing_feature_file_is_one_message(workspace, tmp_path, capfd):
+    _, data = workspace
+    sample, path = first_audio_feature(data)
+    aside = tmp_path / "aside.safetensors"
+    shutil.move(path, aside)
+    try:
+        assert main(["--config", TRAIN_CONFIG, *overrides(data, tmp_path / "run")]) == 2
+    finally:
+        shutil.move(aside, path)
+    err = capfd.readouterr().err
+    assert f"{data.train}: 1 cached feature file(s) are missing or damaged:\n  {path}: file not found [samples: {sample.id} (audio)]" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()

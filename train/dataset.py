@@ -125,7 +125,7 @@ class EmotionDataset(torch.utils.data.Dataset):
             lines = "\n".join(f"  {entry.describe()}" for entry in bad[:20])
             more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
             raise DamagedFeaturesError(
-                f"{self.path}: {len(bad)} cached feature file(s) are damaged:\n{lines}{more}\n"
+                f"{self.path}: {len(bad)} cached feature file(s) are missing or damaged:\n{lines}{more}\n"
                 "Re-run `emoreason prep` into the same output folder: it verifies finished samples and recomputes them."
             )
 

@@ -32,6 +32,7 @@ LOSS_CURVE_FILE = "loss_curve.png"
 # not what the weights trained so far mean.
 RESUMABLE_KEYS = frozenset({
     "data.eval",
+    "optim.output_dir",  # the run folder moved: still the same run
     "optim.max_steps",
     "optim.num_epochs",
     "optim.resume",
