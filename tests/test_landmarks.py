@@ -165,3 +165,22 @@ def test_landmark_attention_in_emotion_lm(tiny_llm_dir, tmp_path):
     with pytest.raises(ConfigError, match="key 'landmark_attention.enabled'"):
         ModelConfig(llm=tiny_llm_dir, encoders={"face": config.encoders["face"]}, projectors=config.projectors,
                     landmark_attention=LandmarkAttentionConfig(enabled=True))
+
+
+def test_synthetic_landmarks_move_with_the_drawn_expression():
+    from emoreason.data_prep.synthetic_render import STYLES, render_clip
+
+    def points(label: str) -> np.ndarray:  # the same seed: the same head, layout and motion, another expression
+        frames, landmarks = render_clip(STYLES[label].face, np.random.default_rng(3), 4, 96, 96, with_landmarks=True)
+        assert landmarks.shape == (len(frames), NUM_LANDMARKS, 2)
+        return landmarks
+
+    happy, sad, angry, surprised = (points(label) for label in ("happy", "sad", "angry", "surprised"))
+    np.testing.assert_allclose(happy[:, :17], sad[:, :17])  # the jaw does not change with the class
+    corners, upper_lip_top = [48, 54], 51  # image y grows downwards
+    assert (happy[:, corners, 1].mean(axis=1) < happy[:, upper_lip_top, 1]).all()  # a smile lifts the corners
+    assert (sad[:, corners, 1].mean(axis=1) > sad[:, upper_lip_top, 1]).all()  # a frown drops them
+    inner_brows = [21, 22]
+    assert (angry[:, inner_brows, 1] > sad[:, inner_brows, 1] + 2).all()  # lowered vs raised inner brow ends
+    gap = lambda p: p[:, 66, 1] - p[:, 62, 1]  # inner lips, lower minus upper
+    assert (gap(surprised) > gap(angry) + 3).all()  # the open mouth
