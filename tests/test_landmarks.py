@@ -159,6 +159,12 @@ def test_landmark_attention_in_emotion_lm(tiny_llm_dir, tmp_path):
     assert not torch.allclose(plain, attended)
     attended.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.landmark_attention.region_proj.parameters())
+    from emoreason.model.loading import load_model, save_model
+
+    reloaded, _ = load_model(save_model(model, processor, tmp_path / "saved"))
+    landmark_inputs = {"face": (face, ones), "landmarks": (points, torch.ones(1, 3, dtype=torch.bool))}
+    with torch.no_grad():
+        assert torch.equal(reloaded.project(landmark_inputs)["face"][0], model.project(landmark_inputs)["face"][0])
     with pytest.raises(ValueError, match="multiple of its 4 landmark frames"):
         four = normalise_landmarks(np.stack([template_points(i) for i in range(4)]))[None]
         model.project({"face": (face, ones), "landmarks": (four, torch.ones(1, 4, dtype=torch.bool))})
