@@ -35,6 +35,11 @@ class MediaError(Exception):
         where = f"{self.path}: " if self.path else ""
         super().__init__(f"{where}{REASONS[reason]}" + (f" ({detail})" if detail else ""))
 
+    def __reduce__(self):
+        # Exceptions pickle their message as the only argument; this one is rebuilt from its fields, so a result
+        # carrying it crosses process boundaries (a scale-out engine's decode and encode stages).
+        return type(self), (self.reason, self.path, self.detail)
+
     def to_json(self) -> dict[str, str]:
         out = {"reason": self.reason, "message": str(self)}
         if self.path:
