@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--feature-source", choices=("live", "cache"), default="live",
         help="live: decode media and run the encoders now; cache: the features `emoreason prep` stored",
     )
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: one engine in this process; ray: --replicas engines on a Ray cluster (the ray extra, docs/scale_out.md)")
+    parser.add_argument("--replicas", type=int, default=1, help="engine replicas with --engine ray (one GPU each when --device is a GPU)")
+    parser.add_argument("--ray-address", help='Ray cluster to join with --engine ray: "auto", HOST:PORT, or unset: $RAY_ADDRESS, else a Ray instance started here')
     add_trust_arguments(parser)
     return parser
 
@@ -196,25 +200,33 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         counts["skipped"] = len(samples) - len(todo)
         if not todo:
             return counts
-        engine = load_batch_engine(args.backend, args.model, args.device, args.batch_size, trust_from_args(args))
         with tqdm(total=len(todo), unit="sample", desc="infer", disable=not show_progress()) as progress:
-            for start in range(0, len(todo), args.batch_size):
-                chunk = todo[start : start + args.batch_size]
-                records = predict_chunk(
-                    engine, chunk, labels, data_root=data_root, samples_dir=input_path.parent,
-                    feature_source=args.feature_source, max_tokens=args.max_tokens,
-                )
+            for records in _predict(args, todo, labels, data_root, input_path.parent):
                 for record in records:
                     out.write(record)
                     counts["failed" if "error" in record else "predicted"] += 1
-                progress.update(len(chunk))
+                progress.update(len(records))
     return counts
+
+
+def _predict(args: argparse.Namespace, todo: list[Sample], labels: Sequence[str], data_root: Path | None,
+             samples_dir: Path) -> Iterator[list[dict]]:
+    """Each chunk's records, in order: in this process, or on --replicas Ray actors."""
+    if args.engine == "ray":
+        from emoreason.serving.ray_infer import infer_options, predict_on_ray
+
+        yield from predict_on_ray(todo, infer_options(args, labels, data_root, samples_dir), args.replicas, args.ray_address)
+        return
+    engine = load_batch_engine(args.backend, args.model, args.device, args.batch_size, trust_from_args(args))
+    for start in range(0, len(todo), args.batch_size):
+        yield predict_chunk(engine, todo[start : start + args.batch_size], labels, data_root=data_root,
+                            samples_dir=samples_dir, feature_source=args.feature_source, max_tokens=args.max_tokens)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or args.max_tokens < 1:
-        print("emoreason infer: --batch-size and --max-tokens must be >= 1", file=sys.stderr)
+    if args.batch_size < 1 or args.max_tokens < 1 or args.replicas < 1:
+        print("emoreason infer: --batch-size, --max-tokens and --replicas must be >= 1", file=sys.stderr)
         return 2
     try:
         counts = run(args)
