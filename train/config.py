@@ -130,7 +130,7 @@ def load_train_config(path: str | None, overrides: list[str] | None = None, chec
         return ConfigError(f"{value_source(str(exc), where, overrides)}: {exc}")
 
     try:
-        resolve_data_paths(data, check_files=check_checkpoints)
+        resolve_data_paths(data)
         contract = None
         if data.get("init_from"):
             model_from_init(data)
@@ -151,9 +151,8 @@ def load_train_config(path: str | None, overrides: list[str] | None = None, chec
     return cfg
 
 
-def resolve_data_paths(data: dict, check_files: bool = True) -> None:
-    """data.train / data.eval: `registry:NAME` replaced by the entry's path (its data_root filling data.data_root),
-    then, with check_files, each file checked to exist before anything reads it."""
+def resolve_data_paths(data: dict) -> None:
+    """data.train / data.eval: `registry:NAME` replaced by the entry's path (its data_root filling data.data_root)."""
     from emoreason.dataset_registry import resolve_path
 
     section = data.get("data")
@@ -165,18 +164,24 @@ def resolve_data_paths(data: dict, check_files: bool = True) -> None:
         if not isinstance(value, str):
             continue
         section[key], entry = resolve_path(value, f"data.{key}")
-        if entry is not None:
-            if key == "train" and entry.split == "test":
-                raise ConfigError(f"key 'data.train': {entry.describe()} is the test split; train on a train split")
-            if entry.data_root is not None:
-                roots[key] = str(entry.data_root)
-        if check_files and not Path(section[key]).is_file():
-            raise ConfigError(f"key 'data.{key}': no such samples file: {section[key]}")
+        if entry is None:
+            continue
+        if key == "train" and entry.split == "test":
+            raise ConfigError(f"key 'data.train': {entry.describe()} is the test split; train on a train split")
+        if entry.data_root is not None:
+            roots[key] = str(entry.data_root)
     if roots and not section.get("data_root"):
         if len(set(roots.values())) > 1:
             raise ConfigError(f"key 'data.data_root': the registry entries of data.train and data.eval have different data roots "
                               f"({roots['train']} and {roots['eval']}); set data.data_root")
         section["data_root"] = next(iter(roots.values()))
+
+
+def check_data_files(cfg: TrainConfig) -> None:
+    """The samples files exist: checked before training starts (a config may name files yet to be written)."""
+    for key, path in (("train", cfg.data.train), ("eval", cfg.data.eval)):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"key 'data.{key}': no such samples file: {path}")
 
 
 def portable_model_config(model: ModelConfig) -> ModelConfig:

@@ -84,6 +84,9 @@ def model_from_contract(data: dict[str, Any]) -> PrepContract | None:
         return None
     contract = read_contract(train)
     if contract is None:
+        if not Path(train).exists() and not (data.get("model") or {}).get("encoders"):
+            # Else the user would be told the encoders are missing, when it is the file that holds them.
+            raise ConfigError(f"key 'data.train': no such samples file: {train} (its folder's featurizer.json gives the encoders)")
         return None
     model = data.get("model") or {}
     prepped = {m: dataclasses.asdict(e) for m, e in contract.settings.encoders.items()}

@@ -21,7 +21,7 @@ from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
 from emoreason.train.collator import EmotionCollator
-from emoreason.train.config import TrainConfig
+from emoreason.train.config import TrainConfig, check_data_files
 from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset, NoUsableSamplesError, WrongEncoderError
 from emoreason.train.eval_callback import HeldoutAccuracyCallback, emotion_labels
 from emoreason.train.run_folder import (
@@ -126,6 +126,7 @@ def train(run: Setup, plan: RunPlan | None = None) -> Path:
 def run_config(cfg: TrainConfig) -> int:
     """`emoreason train` once its config is valid (train/cli.py parses and validates it first)."""
     try:
+        check_data_files(cfg)
         plan = plan_run(cfg)  # a refusal comes before any weights load
         final = train(setup(cfg), plan)
     except (ConfigError, RunFolderError, NoUsableSamplesError, DamagedFeaturesError, FeatureFileError, WrongEncoderError) as exc:
