@@ -71,8 +71,7 @@ def train_native(data: NativeData, output_dir: str | Path, overrides: list[str] 
 
 def without_media(sample: Sample) -> Sample:
     """The control: the same conversation with no media (the placeholder goes, nothing is filled in)."""
-    media = dataclasses.replace(sample.media, video=None, audio=None, image=None)
-    return dataclasses.replace(sample, media=media)
+    return sample.model_copy(update={"media": sample.media.model_copy(update={"video": None, "audio": None, "image": None})})
 
 
 def heldout_accuracy(model_dir: str | Path, heldout: Path, labels: list[str], with_media: bool = True) -> tuple[float, int, int]:
@@ -99,7 +98,7 @@ def main(workdir: Path, num_per_class: int, seed: int, overrides: list[str]) -> 
     print(f"[demo 1/4] synthetic clips -> conversations, tiny {TWIN_KIND} twin in {workdir}")
     data = prepare_native_data(workdir, num_per_class, seed)
     print(f"[demo 2/4] train {TRAIN_CONFIG} -> {workdir / 'train'}")
-    final = train_native(data, workdir / "train", overrides)
+    final = train_native(data, workdir / "train", ["optim.overwrite=true", *overrides])
 
     print("[demo 3/4] held-out accuracy (greedy decoding)")
     with_media, total, unmatched = heldout_accuracy(final, data.heldout, data.labels)

@@ -19,12 +19,14 @@ def file_sha256(path: str | Path) -> str:
 
 
 def model_config_hash(model_dir: str | Path) -> str:
-    """sha256 of the model's config (emoreason_model.json, keys sorted), so equal configs hash equal."""
-    from emoreason.model.loading import MODEL_FILE
+    """sha256 of the model's config (emoreason_model.json or, for a native model, emoreason_native.json; keys
+    sorted), so equal configs hash equal."""
+    from emoreason.model_kinds import kind_of_dir
 
-    path = Path(model_dir) / MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"--model {model_dir}: {MODEL_FILE} is missing (not an emoreason model directory)")
+    try:
+        path = Path(model_dir) / kind_of_dir(model_dir).marker
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"--model {exc}") from None
     config = json.loads(path.read_text())
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
