@@ -75,7 +75,9 @@ def test_train_help_example_override_and_errors_blame_the_command_line(tmp_path,
     from emoreason.train.cli import main as train_main
     from emoreason.train.config import load_train_config
 
-    fill = ["model.llm=x", "data.train=x.jsonl", "optim.output_dir=out"] + [f"model.encoders.{m}.model=x" for m in ("audio", "face", "video", "frame")]
+    samples = tmp_path / "x.jsonl"
+    samples.write_text("")  # data.train must name an existing file; nothing here reads it
+    fill = ["model.llm=x", f"data.train={samples}", "optim.output_dir=out"] + [f"model.encoders.{m}.model=x" for m in ("audio", "face", "video", "frame")]
     example = ["optim.learning_rate=1e-4", "stage=align"]  # what `emoreason train --help` shows
     cfg = load_train_config(str(ROOT / "configs/train/tiny_instruct.yaml"), fill + example, check_checkpoints=False)
     assert cfg.optim.learning_rate == 1e-4 and cfg.stage == "align"
@@ -165,6 +167,7 @@ def test_init_builds_tiny_models_whose_config_lines_load(tmp_path, capsys):
     from emoreason.features.contract import FeaturizerSettings, write_contract
 
     write_contract(tmp_path / "prep", FeaturizerSettings(cfg.encoders, cfg.media))
+    (tmp_path / "prep" / "train.jsonl").write_text("")
     # check_checkpoints: every path exists and the LoRA targets are modules of the tiny LLM.
     train_cfg = load_train_config(
         str(ROOT / "configs/train/tiny_instruct.yaml"), [*train, f"data.train={tmp_path / 'prep/train.jsonl'}", "optim.output_dir=o"]

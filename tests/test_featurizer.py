@@ -20,6 +20,8 @@ from emoreason.schema import Modality, load_samples
 from emoreason.train.config import load_train_config
 
 TRAIN_CONFIG = "configs/train/tiny_instruct.yaml"
+# The modalities the tiny recipe preps (configs/prep/demo.yaml); the table has more.
+PREPPED = ("audio", "face", "video", "frame")
 
 
 def clip_root(tiny_data) -> Path:
@@ -49,9 +51,9 @@ def test_served_features_equal_prep_cache_bit_for_bit(tiny_data, tmp_path_factor
             max_tokens=1,
         )
         prepared = engine.prepare(request)
-        cached = cached_features(sample, tiny_data.heldout.parent, list(MODALITIES))
-        assert set(prepared.features) == set(cached) == set(MODALITIES), prepared.absent
-        for m in MODALITIES:
+        cached = cached_features(sample, tiny_data.heldout.parent, list(PREPPED))
+        assert set(prepared.features) == set(cached) == set(PREPPED), prepared.absent
+        for m in PREPPED:
             assert prepared.features[m].dtype == cached[m].dtype == torch.float16
             assert torch.equal(prepared.features[m], cached[m]), m
 
@@ -83,7 +85,7 @@ def test_absences_and_faults_come_back_in_one_shape(tiny_data, tmp_path):
 def test_prep_writes_the_contract(tiny_data):
     contract = read_contract(tiny_data.train)
     assert contract is not None and contract.path.name == CONTRACT_FILE
-    assert set(contract.settings.encoders) == set(MODALITIES)
+    assert set(contract.settings.encoders) == set(PREPPED)
     assert contract.settings.media.video.num_frames == 8
     assert all(Path(e.model).is_absolute() for e in contract.settings.encoders.values())
 
@@ -91,7 +93,7 @@ def test_prep_writes_the_contract(tiny_data):
 def test_training_without_encoders_takes_them_from_prep(tiny_data, tmp_path):
     cfg = load_train_config(TRAIN_CONFIG, tiny_data.train_overrides(tmp_path))
     contract = read_contract(tiny_data.train)
-    for m in MODALITIES:
+    for m in PREPPED:
         assert cfg.model.encoders[m].model == contract.settings.encoders[m].model
         assert cfg.model.encoders[m].pooling == contract.settings.encoders[m].pooling
     assert cfg.model.media == contract.settings.media
@@ -100,7 +102,7 @@ def test_training_without_encoders_takes_them_from_prep(tiny_data, tmp_path):
 def test_training_with_only_an_llm_takes_the_rest_from_prep(tiny_data, tmp_path):
     overrides = [f"model={{llm: {tiny_data.llm}}}", f"data.train={tiny_data.train}", f"optim.output_dir={tmp_path}"]
     cfg = load_train_config(TRAIN_CONFIG, ["model.projectors=null", *overrides])
-    assert cfg.model.modalities == list(MODALITIES)
+    assert cfg.model.modalities == list(PREPPED)
     assert {p.kind for p in cfg.model.projectors.values()} == {"mlp"}
 
 

@@ -108,7 +108,7 @@ def test_live_and_cached_features_give_identical_projector_inputs(cfg, tiny_data
         (["model.lora.target_modules=[q_proj, qkv_proj]"], "key 'model.lora.target_modules': 'qkv_proj' is not a module"),
         (["model.projectors={audio: {kind: mlp}, smell: {kind: mlp}}"], "key 'model.projectors.smell'"),
         (["model.projectors.face.kind=attn_pool", "model.projectors.face.num_tokens=null"], "key 'model.projectors.face.num_tokens'"),
-        (["stage=pretrain"], "key 'stage': expected one of ['align', 'instruct']"),
+        (["stage=pretrain"], "key 'stage': expected one of ['align', 'instruct', 'grpo']"),
         (["model.llm=/nonexistent/llm"], "key 'model.llm': LLM checkpoint not found"),
     ],
 )
@@ -138,3 +138,35 @@ def test_prefusion_inserts_fused_tokens(tiny_data, tmp_path):
     out = model(**batch)
     out.loss.backward()
     assert model.prefusion.queries.grad.abs().sum() > 0
+
+
+def test_gradient_checkpointing_takes_the_trainers_keywords_and_keeps_the_gradients(cfg, tiny_data):
+    """transformers 5.19's Trainer calls gradient_checkpointing_enable(gradient_checkpointing_kwargs=...,
+    every_n_layers=..., offload=...): the keywords reach the LLM, the gradients are unchanged."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    grads = []
+    for call in (None, {"gradient_checkpointing_kwargs": None, "every_n_layers": 1, "offload": False}):
+        model, processor = build_model(cfg.model, seed=0)
+        model.train()
+        if call is not None:
+            model.gradient_checkpointing_enable(**call)
+            assert model.is_gradient_checkpointing
+        batch = batch_of(tiny_data, processor, model.model_config.modalities)
+        model(**{k: batch[k] for k in ("input_ids", "attention_mask", "media_ids", "labels", "features")}).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+    model, _ = build_model(cfg.model, seed=0)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False}, every_n_layers=2)
+    layers = [m for m in model.llm.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert [m.gradient_checkpointing for m in layers] == [i % 2 == 0 for i in range(len(layers))]
+    model.gradient_checkpointing_disable()
+    assert not model.is_gradient_checkpointing
+    model.gradient_checkpointing_enable({"use_reentrant": False})  # TRL re-enables with the kwargs dict alone
+    assert model.is_gradient_checkpointing
+    with pytest.warns(UserWarning, match="does not take.*not_a_keyword"):
+        model.gradient_checkpointing_enable(not_a_keyword=3)
+    assert model.is_gradient_checkpointing
