@@ -123,6 +123,8 @@ def test_bad_train_configs_fail_at_load(tiny_data, tmp_path, overrides, message)
 def test_every_config_yaml_loads(tiny_data, tmp_path):
     root = Path(__file__).resolve().parents[1] / "configs"
     for path in sorted(root.glob("train/*.yaml")):
+        if "kind: native" in path.read_text():
+            continue  # the native kind's configs load in tests/test_native_integration.py, on a tiny twin
         cfg = load_train_config(str(path), tiny_data.train_overrides(tmp_path), check_checkpoints=False)
         assert cfg.model.projectors, path
         assert path.read_text().startswith("#"), f"{path} must start with the command that runs it"

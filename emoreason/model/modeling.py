@@ -106,10 +106,12 @@ class EmotionLM(nn.Module):
         embeds = self.embed(input_ids, media_ids, features)
         return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        # Trainer calls this on the model it trains; checkpointing lives in the LLM's layers.
-        kwargs = {"use_reentrant": False} | (gradient_checkpointing_kwargs or {})
-        self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+        """Trainer calls this on the model it trains (with every_n_layers / offload since transformers 5.19);
+        checkpointing lives in the LLM's layers, which get every keyword they accept (emoreason.model.checkpointing)."""
+        from emoreason.model.checkpointing import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(self.llm, gradient_checkpointing_kwargs, **kwargs)
 
     def gradient_checkpointing_disable(self) -> None:
         self.llm.gradient_checkpointing_disable()

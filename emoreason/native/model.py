@@ -86,9 +86,11 @@ class NativeModel(nn.Module):
     def trainable_parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        kwargs = {"use_reentrant": False} | (gradient_checkpointing_kwargs or {})
-        base_model(self.backbone).gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+        """As EmotionLM's: Trainer's every_n_layers / offload reach the backbone where it takes them."""
+        from emoreason.model.checkpointing import enable_gradient_checkpointing
+
+        enable_gradient_checkpointing(base_model(self.backbone), gradient_checkpointing_kwargs, **kwargs)
 
     # -- save / load ---------------------------------------------------------------------------
 
