@@ -16,6 +16,8 @@ spread roughly evenly from ~100 to ~250 tokens. The copies share the cached feat
    sorts within "megabatches" of min(n // (4 * batch), 50) batches, so on small data sets it barely groups.
 2. multimodal_overhead: forward + backward of EmotionLM on one collated batch against its own peft-wrapped LLM fed
    input_ids of the same [b, s] shape, mask and labels (same LoRA); medians over interleaved repeats after warm-up.
+3. grpo (scripts/bench_grpo.py; `--only-grpo` runs it alone): rollout tokens/s and optimiser steps/s of stage grpo
+   on the tiny twin (configs/recipes/tiny_grpo.yaml), HF generation (the only rollout backend).
 """
 
 from __future__ import annotations
@@ -232,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wider-hidden", type=int, default=512, help="hidden size of the second, wider LLM (0: skip)")
     parser.add_argument("--workdir", default=None, help="keep the workspace here (default: a temporary folder)")
     parser.add_argument("--native-steps", type=int, default=12, help="steps of the native section (0: skip; scripts/bench_native.py)")
+    parser.add_argument("--grpo-steps", type=int, default=10, help="timed steps of the grpo section (0: skip; scripts/bench_grpo.py)")
+    parser.add_argument("--only-grpo", action="store_true", help="run the grpo section alone")
     args = parser.parse_args(argv)
 
     from emoreason.demo import prepare_tiny_data
@@ -240,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(0)
     stdout = sys.stdout
+    if args.only_grpo:
+        print(json.dumps({"grpo": run_grpo_section(args)}, indent=2), file=stdout)
+        return 0
     # Training prints its own log lines; keep stdout for the one JSON object.
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp, contextlib.redirect_stdout(sys.stderr):
         work = Path(args.workdir or tmp)
@@ -286,8 +293,21 @@ def main(argv: list[str] | None = None) -> int:
 
         with tempfile.TemporaryDirectory(prefix="bench_train_native_") as tmp, contextlib.redirect_stdout(sys.stderr):
             result["native"] = native_train_section(Path(tmp), args.num_per_class, args.native_steps, args.batch_size)
+    if args.grpo_steps:
+        result["grpo"] = run_grpo_section(args)
     print(json.dumps(result, indent=2), file=stdout)
     return 0
+
+
+def run_grpo_section(args) -> dict:
+    from bench_grpo import grpo_section
+
+    from emoreason.demo import prepare_tiny_data
+
+    with tempfile.TemporaryDirectory(prefix="bench_train_grpo_") as tmp, contextlib.redirect_stdout(sys.stderr):
+        work = Path(args.workdir or tmp)
+        data = prepare_tiny_data(work / "tiny", num_per_class=args.num_per_class, seed=0)
+        return grpo_section(data, work, args.grpo_steps, args.warmup) | {"torch_threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":

@@ -21,12 +21,15 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "configs/recipes/tiny_grpo.yaml"
-SUPERVISED_STEPS = 40
+SUPERVISED_STEPS = 90
+# The learning test's rollouts: 8 prompts x 8 samples a step at temperature 1 (label token + end of turn fit in 4).
+# With 2 prompts a step (the recipe's 16 completions) 30 steps see 60 prompts and the label reward stays flat.
+LEARNING = ["optim.batch_size=64", "grpo.num_generations=8", "grpo.temperature=1.0", "grpo.max_completion_length=4"]
 
 
 @pytest.fixture(scope="module")
 def supervised(tiny_data, tmp_path_factory):
-    """The tiny recipe stopped early: it answers with one label, right about a third of the time."""
+    """The tiny recipe stopped early (90 steps): it answers with one label, right a bit over half the time."""
     from emoreason.model.loading import load_model
     from emoreason.train.heldout import heldout_accuracy
 
@@ -34,7 +37,7 @@ def supervised(tiny_data, tmp_path_factory):
     model, processor = load_model(final)
     result = heldout_accuracy(model, processor, tiny_data.heldout, tiny_data.labels)
     assert result.unmatched <= 0.1 * result.total, "the supervised start should answer in the label format"
-    assert result.accuracy < 0.6, "the supervised start should be often wrong"
+    assert result.accuracy < 0.7, "the supervised start should be often wrong"
     return final, result.accuracy
 
 
@@ -62,9 +65,9 @@ def heldout(tiny_data, final: Path) -> float:
 def test_label_reward_and_heldout_accuracy_rise_over_a_constant_reward_control(tiny_data, supervised, tmp_path):
     init, start_accuracy = supervised
     steps = "optim.max_steps=30"
-    trained, logs = run_grpo(tiny_data, init, tmp_path / "label", steps, "grpo.rewards=[label]")
+    trained, logs = run_grpo(tiny_data, init, tmp_path / "label", steps, *LEARNING, "grpo.rewards=[label]")
     # The control logs the label reward too, with weight 0: its advantages are all 0, so it must not move.
-    control, control_logs = run_grpo(tiny_data, init, tmp_path / "control", steps,
+    control, control_logs = run_grpo(tiny_data, init, tmp_path / "control", steps, *LEARNING,
                                      "grpo.rewards=[constant,label]", "grpo.reward_weights=[1.0,0.0]")
 
     def late_mean(history):
