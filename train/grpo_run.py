@@ -21,7 +21,7 @@ import torch
 from transformers import set_seed
 
 from emoreason.atomic import write_json_atomic
-from emoreason.config import ConfigError, save_config
+from emoreason.config import ConfigError
 from emoreason.model.loading import MODEL_FILE, load_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
@@ -30,7 +30,7 @@ from emoreason.train.config import TrainConfig
 from emoreason.train.grpo_config import CurriculumPhase
 from emoreason.train.grpo_data import PromptStore, build_store, curriculum_rows, prompt_dataset
 from emoreason.train.grpo_rewards import JudgeReward, build_rewards, check_judge, check_reward_data
-from emoreason.train.run_folder import CONFIG_FILE, FINAL_MODEL_DIR, RunFolderError, RunPlan, apply_plan, mark_finished, plan_run, print_notes
+from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
 
 INIT_DIR = "init"
 INIT_STAMP = "grpo_init.json"
@@ -205,24 +205,14 @@ def train_grpo(run: GRPOSetup, plan: RunPlan | None = None) -> Path:
     cfg = run.cfg
     out_dir = Path(cfg.optim.output_dir)
     plan = plan if plan is not None else plan_run(cfg)
-    main_process = run.trainer.is_world_process_zero()
-    if main_process:
-        print_notes(plan)
-        apply_plan(plan)
-        if plan.write_config:
-            save_config(cfg, out_dir / CONFIG_FILE)
-    run.trainer.accelerator.wait_for_everyone()
+    main_process = open_run(run.trainer, cfg, plan)
     try:
         run.trainer.train(resume_from_checkpoint=plan.resume_from)
     except JudgeDownError as exc:
         step = run.trainer.state.global_step
         run.trainer._save_checkpoint(run.trainer.model, trial=None)
         raise JudgeDownError(f"at step {step + 1}: {exc}; checkpoint-{step} kept in {out_dir}, re-run to resume") from None
-    final = out_dir / FINAL_MODEL_DIR
-    run.trainer.save_model(str(final))
-    if main_process:
-        mark_finished(out_dir, run.trainer.state.global_step)
-    return final
+    return finish_run(run.trainer, out_dir, main_process)
 
 
 def run_grpo_config(cfg: TrainConfig) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from emoreason.config import ConfigError, save_config
+from emoreason.config import ConfigError
 from emoreason.native.cache import NativeInputCache
 from emoreason.native.conversation import NativeConversation
 from emoreason.native.featurizer import NativeFeaturizer
@@ -22,7 +22,7 @@ from emoreason.native.processor import NativeProcessor
 from emoreason.train.native_config import NativeTrainConfig
 from emoreason.train.native_dataset import NativeCollator, NativeDataset
 from emoreason.train.native_trainer import NativeTrainer
-from emoreason.train.run_folder import CONFIG_FILE, FINAL_MODEL_DIR, RunFolderError, RunPlan, apply_plan, mark_finished, plan_run, print_notes
+from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
 from emoreason.train.trainer import NonFiniteLossError, training_arguments
 
 INPUT_CACHE_DIR = "input_cache"
@@ -69,21 +69,11 @@ def train(run: NativeSetup, plan: RunPlan | None = None) -> Path:
     """Train (a new run, or an unfinished one resumed; see run_folder) and write the final model to <output_dir>/model."""
     out_dir = Path(run.cfg.optim.output_dir)
     plan = plan if plan is not None else plan_run(run.cfg)
-    main_process = run.trainer.is_world_process_zero()
-    if main_process:
-        print_notes(plan)
-        apply_plan(plan)
-        if plan.write_config:
-            save_config(run.cfg, out_dir / CONFIG_FILE)
-        print(f"emoreason train: native {run.model.arch.model_type} from {run.cfg.model.base}, "
-              f"{run.model.trainable_parameter_count():,} trainable parameters, {len(run.train_dataset)} samples", flush=True)
-    run.trainer.accelerator.wait_for_everyone()
+    summary = (f"emoreason train: native {run.model.arch.model_type} from {run.cfg.model.base}, "
+               f"{run.model.trainable_parameter_count():,} trainable parameters, {len(run.train_dataset)} samples")
+    main_process = open_run(run.trainer, run.cfg, plan, summary=lambda: summary)
     run.trainer.train(resume_from_checkpoint=plan.resume_from)
-    final = out_dir / FINAL_MODEL_DIR
-    run.trainer.save_model(str(final))  # every rank: ZeRO-3 gathers first; only the main process writes
-    if main_process:
-        mark_finished(out_dir, run.trainer.state.global_step)
-    return final
+    return finish_run(run.trainer, out_dir, main_process)
 
 
 def run_config(cfg: NativeTrainConfig) -> int:

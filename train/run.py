@@ -13,7 +13,7 @@ from pathlib import Path
 
 from transformers import set_seed
 
-from emoreason.config import ConfigError, save_config
+from emoreason.config import ConfigError
 from emoreason.features.cache import FeatureFileError
 from emoreason.features.featurizer import Featurizer
 from emoreason.model.loading import build_model, load_model
@@ -24,17 +24,7 @@ from emoreason.train.collator import EmotionCollator
 from emoreason.train.config import TrainConfig, check_data_files
 from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset, NoUsableSamplesError, WrongEncoderError
 from emoreason.train.eval_callback import HeldoutAccuracyCallback, emotion_labels
-from emoreason.train.run_folder import (
-    CONFIG_FILE,
-    FINAL_MODEL_DIR,
-    LOSS_CURVE_FILE,
-    RunFolderError,
-    RunPlan,
-    apply_plan,
-    mark_finished,
-    plan_run,
-    print_notes,
-)
+from emoreason.train.run_folder import LOSS_CURVE_FILE, RunFolderError, RunPlan, finish_run, open_run, plan_run
 from emoreason.train.summary import startup_summary, write_loss_curve
 from emoreason.train.trainer import EmotionTrainer, NonFiniteLossError, check_report_to, freeze_for_stage, training_arguments
 
@@ -102,21 +92,10 @@ def train(run: Setup, plan: RunPlan | None = None) -> Path:
     cfg = run.cfg
     out_dir = Path(cfg.optim.output_dir)
     plan = plan if plan is not None else plan_run(cfg)
-    main_process = run.trainer.is_world_process_zero()
-    if main_process:
-        print_notes(plan)
-        apply_plan(plan)
-        if plan.write_config:
-            save_config(cfg, out_dir / CONFIG_FILE)
-        print(startup_summary(run, plan.resume_from), flush=True)
-    run.trainer.accelerator.wait_for_everyone()
+    main_process = open_run(run.trainer, cfg, plan, summary=lambda: startup_summary(run, plan.resume_from))
     run.trainer.train(resume_from_checkpoint=plan.resume_from)
-    final = out_dir / FINAL_MODEL_DIR
-    # Every rank calls save_model: under ZeRO-3 it first gathers the partitioned weights (a collective),
-    # then only the main process writes, through EmotionTrainer._save.
-    run.trainer.save_model(str(final))
+    final = finish_run(run.trainer, out_dir, main_process)
     if main_process:
-        mark_finished(out_dir, run.trainer.state.global_step)
         curve = write_loss_curve(run.trainer.state.log_history, out_dir / LOSS_CURVE_FILE, out_dir.name)
         if curve is not None:
             print(f"loss curve: {curve}")

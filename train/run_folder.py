@@ -182,3 +182,32 @@ def apply_plan(plan: RunPlan) -> None:
 def print_notes(plan: RunPlan) -> None:
     for note in plan.notes:
         print(f"emoreason train: {note}", file=sys.stderr)
+
+
+def open_run(trainer, cfg, plan: RunPlan, summary=None) -> bool:
+    """Start a planned run on every rank; True on the main process.
+
+    The main process prints the plan's notes, applies it (an overwrite clears the folder), writes
+    train_config.yaml once per run and prints `summary()` when given; every rank then waits for it.
+    """
+    from emoreason.config import save_config
+
+    main_process = trainer.is_world_process_zero()
+    if main_process:
+        print_notes(plan)
+        apply_plan(plan)
+        if plan.write_config:
+            save_config(cfg, Path(cfg.optim.output_dir) / CONFIG_FILE)
+        if summary is not None:
+            print(summary(), flush=True)
+    trainer.accelerator.wait_for_everyone()
+    return main_process
+
+
+def finish_run(trainer, output_dir: str | Path, main_process: bool) -> Path:
+    """Write the final model (every rank: ZeRO-3 gathers first; only the main process writes) and mark the run finished."""
+    final = Path(output_dir) / FINAL_MODEL_DIR
+    trainer.save_model(str(final))
+    if main_process:
+        mark_finished(output_dir, trainer.state.global_step)
+    return final
