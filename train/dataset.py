@@ -143,7 +143,7 @@ class EmotionDataset(torch.utils.data.Dataset):
             self.skipped.append(SkippedSample(sample.id, f"no cached features for {self.modalities} (run `emoreason prep`)"))
             return None
         try:
-            return len(self.processor.encode(sample.conversations, self._lengths(sample)))
+            return len(self.processor.encode(sample.conversations, self._lengths(sample), fields=prompt_fields(sample)))
         except ValueError as exc:
             self.skipped.append(SkippedSample(sample.id, str(exc)))
             return None
@@ -173,7 +173,8 @@ class EmotionDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         features = self._drop_modalities(index, self.features(sample))
-        encoded = self.processor.encode(sample.conversations, {m: f.shape[0] for m, f in features.items()})
+        encoded = self.processor.encode(sample.conversations, {m: f.shape[0] for m, f in features.items()},
+                                        fields=prompt_fields(sample))
         return {
             "sample_id": sample.id,
             "input_ids": encoded.input_ids,
@@ -181,3 +182,10 @@ class EmotionDataset(torch.utils.data.Dataset):
             "labels": encoded.labels,
             "features": features,
         }
+
+
+def prompt_fields(sample: Sample) -> dict[str, str | None]:
+    """A prompt template's text slots for `sample`: its subtitle and the task `emoreason instruct` recorded."""
+    instruction = sample.source.get("instruction")
+    task = instruction.get("task") if isinstance(instruction, dict) else None
+    return {"subtitle": sample.subtitle, "task": task if isinstance(task, str) else None}

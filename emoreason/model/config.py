@@ -19,6 +19,7 @@ from emoreason.features.media_config import MediaConfig
 from emoreason.model.landmark_attention import LandmarkAttentionConfig
 from emoreason.model.prefusion import PrefusionConfig
 from emoreason.model.projectors import ProjectorConfig
+from emoreason.model.prompt_template import FUSION_SLOT, PromptTemplate
 
 
 
@@ -57,6 +58,10 @@ class ModelConfig:
     """Frame sampling, face crops and audio limits for live features (must equal prep's)."""
     system_prompt: str | None = None
     """System turn prepended to every conversation."""
+    prompt: PromptTemplate | None = None
+    """The recipe's own prompt format (emoreason.model.prompt_template): its first user turn with a slot per
+    modality; saved with the model, so training, serving, infer and chat use the same. Null: our placeholders
+    (`<video>` ...) where the conversation writes them, the others before the first user turn."""
     max_length: int = 1024
     """Longest token sequence (text plus media tokens)."""
     dtype: str = "float32"
@@ -80,6 +85,9 @@ class ModelConfig:
                   "an encoder under encoders.landmarks (landmarks:annotation or landmarks:detector) to attend to")
             check(self.landmark_attention.modality in self.projectors, "landmark_attention.modality",
                   f"a modality that has a projector ({sorted(self.projectors)})", self.landmark_attention.modality)
+        if self.prompt is not None:
+            fused = [FUSION_SLOT] if self.prefusion.enabled else []
+            self.prompt.check_modalities([m for m in self.modalities if m in self.projectors] + fused)
         check(self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}", self.dtype)
         check(self.max_length >= 16, "max_length", "an integer >= 16", self.max_length)
 

@@ -46,6 +46,7 @@ def make_processor(model: EmotionLM, tokenizer) -> EmotionProcessor:
         max_length=model.model_config.max_length,
         fusion_modalities=fusion.modalities if fusion.enabled else (),
         fusion_tokens=fusion.num_tokens if fusion.enabled else 0,
+        prompt=model.model_config.prompt,
     )
 
 

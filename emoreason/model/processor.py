@@ -9,6 +9,11 @@ strings never reach the tokenizer, so the LLM's vocabulary and output head stay 
 Labels come from token spans: each chat-template segment (prompt or answer) is tokenized on its
 own and only assistant answers are labelled; prompt, media and padding positions get IGNORE_INDEX.
 A modality the sample lacks has its placeholder removed from the prompt.
+
+With a recipe's prompt template (emoreason.model.prompt_template) the first user turn is that template:
+each media slot is filled with a private marker character pair, and only those markers become media
+positions, so the recipe's literal tags (`<video>...</video>`) stay text; placeholders written in the
+conversation are dropped (the template places the media).
 """
 
 from __future__ import annotations
@@ -19,9 +24,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from emoreason.constants import FUSION_TOKEN, IGNORE_INDEX, MEDIA_INDEX, PLACEHOLDER_TOKENS
+from emoreason.model.prompt_template import MEDIA_SLOTS, PromptTemplate
 
 PLACEHOLDER_TO_MEDIA = {token: m for m, token in PLACEHOLDER_TOKENS.items()} | {FUSION_TOKEN: "fusion"}
 _PLACEHOLDER_RE = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDER_TO_MEDIA) + ")")
+# A template's media slots become these markers: Unicode private-use characters, which no tokenizer is fed
+# (they are split out before tokenizing) and which are stripped from the conversation's own text.
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+SLOT_MARKERS = {slot: f"{_MARK_OPEN}{slot}{_MARK_CLOSE}" for slot in MEDIA_SLOTS}
+MARKER_TO_MEDIA = {marker: slot for slot, marker in SLOT_MARKERS.items()}
+_MARKER_RE = re.compile("(" + "|".join(re.escape(t) for t in MARKER_TO_MEDIA) + ")")
 
 
 class PromptTooLong(ValueError):
@@ -64,8 +76,10 @@ class EmotionProcessor:
         max_length: int = 1024,
         fusion_modalities: Sequence[str] = (),
         fusion_tokens: int = 0,
+        prompt: PromptTemplate | None = None,
     ):
-        """count_tokens(modality, num_feature_tokens) -> positions its projector emits."""
+        """count_tokens(modality, num_feature_tokens) -> positions its projector emits; prompt: the recipe's
+        template for the first user turn (None: our placeholders, as the conversation writes them)."""
         if tokenizer.chat_template is None:
             raise ValueError("the LLM's tokenizer has no chat template; emoreason builds prompts with it")
         self.tokenizer = tokenizer
@@ -74,6 +88,8 @@ class EmotionProcessor:
         self.max_length = max_length
         self.fusion_modalities = list(fusion_modalities)
         self.fusion_tokens = fusion_tokens
+        self.prompt = prompt
+        self._split_re, self._piece_media = (_PLACEHOLDER_RE, PLACEHOLDER_TO_MEDIA) if prompt is None else (_MARKER_RE, MARKER_TO_MEDIA)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._max_token_bytes: int | None = None
 
@@ -98,9 +114,11 @@ class EmotionProcessor:
             raise PromptTooLong(f"conversation is at least {at_least} tokens of text ({size} bytes), over max_length={self.max_length}")
         self.encode(turns, {}, generation_prompt=True)
 
-    def _messages(self, turns: Sequence[Any], present: set[str]) -> list[dict[str, str]]:
+    def _messages(self, turns: Sequence[Any], present: set[str], fields: Mapping[str, str | None]) -> list[dict[str, str]]:
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         turns = [_turn_dict(t) for t in turns]
+        if self.prompt is not None:
+            return messages + self._templated(turns, present, fields)
         written = {PLACEHOLDER_TO_MEDIA[p] for t in turns for p in _PLACEHOLDER_RE.findall(t["content"])}
         # Media without a placeholder anywhere goes in front of the first user turn (chat clients
         # attach media without writing placeholders).
@@ -113,6 +131,17 @@ class EmotionProcessor:
                 first_user = False
             messages.append({"role": turn["role"], "content": content})
         return messages
+
+    def _templated(self, turns: list[dict[str, str]], present: set[str], fields: Mapping[str, str | None]) -> list[dict[str, str]]:
+        """The turns with the first user turn rendered through the recipe's template (its slots hold the media)."""
+        out, first_user = [], True
+        for turn in turns:
+            content = drop_placeholders(turn["content"].replace(_MARK_OPEN, "").replace(_MARK_CLOSE, ""), set())
+            if turn["role"] == "user" and first_user:
+                content = self.prompt.render(content, {m: SLOT_MARKERS[m] for m in present}, fields)
+                first_user = False
+            out.append({"role": turn["role"], "content": content})
+        return out
 
     def _add_fusion(self, content: str, present: set[str]) -> str:
         # The fused token follows the media it fuses, once, in the first user turn.
@@ -145,8 +174,11 @@ class EmotionProcessor:
                 segments.append((tail[len(done) :], False))
         return segments
 
-    def encode(self, turns: Sequence[Any], feature_lengths: Mapping[str, int], generation_prompt: bool = False) -> EncodedConversation:
+    def encode(self, turns: Sequence[Any], feature_lengths: Mapping[str, int], generation_prompt: bool = False,
+               fields: Mapping[str, str | None] | None = None) -> EncodedConversation:
         """Tokens for `turns`; feature_lengths maps each modality the sample has to its feature token count.
+
+        fields: the sample's `subtitle` and instruction `task` for a prompt template's text slots (ignored without one).
 
         With generation_prompt=True the conversation should end on a user turn; the result is the
         prompt to generate from (all labels ignored).
@@ -157,14 +189,14 @@ class EmotionProcessor:
         if self.fusion_tokens and all(m in present for m in self.fusion_modalities):
             counts["fusion"] = self.fusion_tokens
             present.add("fusion")
-        messages = self._messages(turns, present)
+        messages = self._messages(turns, present, fields or {})
         out = EncodedConversation([], [], [])
         seen: set[str] = set()
         for text, is_answer in self._segments(messages, generation_prompt):
-            for piece in _PLACEHOLDER_RE.split(text):
+            for piece in self._split_re.split(text):
                 if not piece:
                     continue
-                media = PLACEHOLDER_TO_MEDIA.get(piece)
+                media = self._piece_media.get(piece)
                 if media is None:
                     ids = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
                     out.input_ids += ids

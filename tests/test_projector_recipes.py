@@ -1,0 +1,194 @@
+"""Every projector recipe in configs/recipes/ on its tiny twin (tests/projector_twins.py says how a recipe joins):
+it builds; its processor lays out exactly the recipe's tokens for a synthetic clip; two training steps lower the
+loss; the saved model reloads with identical logits; and the `hf` and `vllm` backends answer alike.
+
+One vLLM engine serves every twin: they share the tiny LLM, and the hf/vllm check runs on each twin's export
+before any training (fresh LoRA: the merged LLM is the shared one, which the test asserts).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from projector_twins import (
+    media_runs,
+    projector_recipes,
+    stage2_recipes,
+    token_layout,
+    twin_configs,
+)
+
+RECIPES = projector_recipes()
+QUESTION = "Which emotion does the person express?"
+
+
+@pytest.fixture(scope="session")
+def twin_clips(tmp_path_factory):
+    """Two synthetic clips with a drawn face, a voice and a subtitle."""
+    from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
+
+    root = tmp_path_factory.mktemp("twin_clips")
+    samples = generate_dataset(root, SyntheticConfig(num_per_class=1, classes=["happy", "sad"], seconds=1.0))
+    return [(s, root / s.media.video) for s in samples]
+
+
+_twins: dict[str, dict] = {}
+
+
+class SharedVLLM:
+    """One vLLM engine on the tiny LLM; `serving(export)` gives a VLLMEngine for another twin's export that
+    submits to the same engine (its own embedder, processor and featurizer, the engine's LLM)."""
+
+    def __init__(self, exported):
+        from safetensors.torch import load_file
+
+        from emoreason.serving.vllm_engine import VLLMEngine
+
+        self.engine = VLLMEngine(exported, max_batch_size=4)
+        self.llm_weights = load_file(str(exported / "llm" / "model.safetensors"))
+        self._views = []
+
+    def serving(self, exported):
+        from emoreason.model.prompt_embedder import load_prompt_embedder
+        from emoreason.serving.embed_batcher import EmbedBatcher
+
+        view = copy.copy(self.engine)
+        view.embedder, view.processor, _ = load_prompt_embedder(exported)
+        view._init_common(view.embedder.model_config, exported, self.engine.max_batch_size, None)
+        view._batcher = EmbedBatcher(view.embedder, view.processor.pad_id, self.engine.max_batch_size)
+        self._views.append(view)
+        return view
+
+    def close(self):
+        for view in self._views:
+            view._batcher.close()
+            view._engine = None  # only the engine itself shuts vLLM down (AsyncLLM.__del__ would again, too late)
+        self.engine.close()
+
+
+@pytest.fixture(scope="module")
+def shared_vllm(tiny_llm_dir, tmp_path_factory):
+    pytest.importorskip("vllm", reason="vllm not installed (the serve / serve-cpu extra)")
+    import os
+
+    from emoreason.model.loading import save_model
+    from emoreason.serving.export import export_model
+
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the tiny model needs a few MiB
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    entry = twin(RECIPES[0], tiny_llm_dir, tmp_path_factory)
+    root = tmp_path_factory.mktemp("shared_vllm")
+    shared = SharedVLLM(export_model(save_model(entry["model"], entry["processor"], root / "model"), root / "export"))
+    yield shared
+    shared.close()
+
+
+def twin(recipe, tiny_llm_dir, tmp_path_factory):
+    """The recipe's twin configs, fresh model + processor, and the features of the test clips (built once)."""
+    from emoreason.features.featurizer import Featurizer
+    from emoreason.model.loading import build_model
+
+    if recipe.name not in _twins:
+        work = tmp_path_factory.mktemp(f"twin_{recipe.stem}")
+        configs = twin_configs(recipe, tiny_llm_dir, tmp_path_factory.getbasetemp() / "twin_encoders", work)
+        model, processor = build_model(configs.train.model, seed=0)
+        _twins[recipe.name] = {"configs": configs, "model": model, "processor": processor, "work": work,
+                               "featurizer": Featurizer(configs.train.model.encoders, configs.train.model.media)}
+    return _twins[recipe.name]
+
+
+def clip_batch(entry, clips, answer: str | None = "happy"):
+    """A training batch of the clips (features, tokens, labels) as the dataset and collator build it."""
+    from emoreason.train.collator import EmotionCollator
+    from emoreason.train.dataset import prompt_fields
+
+    items = []
+    for sample, path in clips:
+        result = entry["featurizer"].featurize({"video": path}, entry["configs"].train.model.modalities)
+        assert not result.absent, f"the test clip lacks {result.absent}"
+        turns = [{"role": "user", "content": QUESTION}] + ([{"role": "assistant", "content": answer}] if answer else [])
+        encoded = entry["processor"].encode(turns, {m: f.shape[0] for m, f in result.features.items()},
+                                            generation_prompt=answer is None, fields=prompt_fields(sample))
+        items.append({"input_ids": encoded.input_ids, "media_ids": encoded.media_ids, "labels": encoded.labels,
+                      "features": result.features})
+    return EmotionCollator(entry["processor"].pad_id)(items)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_twin_lays_out_the_recipes_tokens(recipe, tiny_llm_dir, tmp_path_factory, twin_clips):
+    entry = twin(recipe, tiny_llm_dir, tmp_path_factory)
+    batch = clip_batch(entry, twin_clips[:1], answer=None)
+    assert media_runs(batch["media_ids"][0].tolist()) == token_layout(recipe)
+    assert entry["configs"].train.model.prompt is not None, f"{recipe.name}: no model.prompt template"
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_twin_hf_and_vllm_answer_alike(recipe, tiny_llm_dir, tmp_path_factory, twin_clips, shared_vllm):
+    from safetensors.torch import load_file
+
+    from emoreason.model.loading import save_model
+    from emoreason.serving.engine import GenerationRequest, MediaInput
+    from emoreason.serving.export import export_model
+    from emoreason.serving.hf_engine import HFEngine
+
+    entry = twin(recipe, tiny_llm_dir, tmp_path_factory)
+    fresh = save_model(entry["model"], entry["processor"], entry["work"] / "fresh")  # before any training step
+    exported = export_model(fresh, entry["work"] / "export")
+    merged, shared = load_file(str(exported / "llm" / "model.safetensors")), shared_vllm.llm_weights
+    assert merged.keys() == shared.keys() and all(torch.equal(merged[k], shared[k]) for k in merged)
+    requests = [GenerationRequest(messages=[{"role": "user", "content": QUESTION}], media=[MediaInput("video", path)],
+                                  max_tokens=8) for _, path in twin_clips]
+    hf = HFEngine(exported, max_batch_size=2).generate(requests)
+    vllm = shared_vllm.serving(exported).generate(requests)
+    assert [c.text for c in vllm] == [c.text for c in hf]
+    assert [c.prompt_tokens for c in vllm] == [c.prompt_tokens for c in hf]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_twin_trains_and_reloads_with_identical_logits(recipe, tiny_llm_dir, tmp_path_factory, twin_clips):
+    from emoreason.model.loading import load_model, save_model
+
+    entry = twin(recipe, tiny_llm_dir, tmp_path_factory)
+    model = copy.deepcopy(entry["model"]).train()
+    batch = clip_batch(entry, twin_clips)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "media_ids", "labels", "features")}
+    optim = entry["configs"].train.optim
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=optim.learning_rate, weight_decay=optim.weight_decay)
+    losses = []
+    for _ in range(3):  # two steps, then the loss after them
+        loss = model(**inputs).loss
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert losses[2] < losses[1] < losses[0], losses
+    saved = save_model(model.eval(), entry["processor"], entry["work"] / "trained")
+    reloaded, processor = load_model(saved)
+    assert processor.prompt == entry["configs"].train.model.prompt
+    with torch.no_grad():
+        before = model(**inputs).logits
+        after = reloaded(**inputs).logits
+    assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("recipe", stage2_recipes(), ids=[p.stem for p in stage2_recipes()])
+def test_stage2_recipe_loads_on_its_stage1_twin(recipe, tiny_llm_dir, tmp_path_factory, tmp_path):
+    from emoreason.model.loading import save_model
+    from emoreason.train.config import load_train_config
+    from projector_twins import STAGE2_LINE, twin_overrides
+
+    first = recipe.with_name(STAGE2_LINE.search(recipe.read_text()).group(1))
+    entry = twin(first, tiny_llm_dir, tmp_path_factory)
+    model_dir = save_model(entry["model"], entry["processor"], tmp_path / "stage1")
+    (tmp_path / "train.jsonl").write_text("")
+    cfg = load_train_config(str(recipe), twin_overrides(recipe) + [f"init_from={model_dir}", f"data.train={tmp_path / 'train.jsonl'}",
+                                                                   f"optim.output_dir={tmp_path / 'out'}"])
+    assert cfg.model.prompt == entry["configs"].train.model.prompt
+    import yaml
+
+    stage1_lr = yaml.safe_load(first.read_text())["optim"]["learning_rate"]
+    assert yaml.safe_load(recipe.read_text())["optim"]["learning_rate"] < stage1_lr, "stage 2 fine-tunes at a lower rate"
