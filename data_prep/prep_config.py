@@ -42,6 +42,11 @@ class PrepConfig:
         check(bool(self.encoders), "encoders", f"at least one encoder, keyed by modality among {list(MODALITIES)}")
         for modality in self.encoders:
             check(modality in MODALITIES, f"encoders.{modality}", f"a modality among {list(MODALITIES)}", modality)
+            # Prep caches fixed features; a lora encoder's change every training step, so training computes
+            # them from the media itself and never reads a cache for it (emoreason.encoders.tuned).
+            check(not self.encoders[modality].train.trainable, f"encoders.{modality}.train.mode",
+                  "frozen in a prep config (a lora encoder's features are computed in training, not cached)",
+                  self.encoders[modality].train.mode)
         for modality in self.required_modalities:
             check(modality in self.encoders, "required_modalities", f"modalities that have an encoder ({sorted(self.encoders)})", modality)
         check(self.engine in ("local", "ray"), "engine", "'local' or 'ray'", self.engine)

@@ -29,6 +29,10 @@ class EmotionCollator:
             "attention_mask": (torch.arange(longest)[None] < lengths[:, None]).long(),  # [b, s]
             "features": collate_features([item["features"] for item in items]),
         }
+        # The tuned encoders' images [n, 3, H, W], per sample (None where absent): the model encodes them.
+        tuned = sorted({m for item in items for m in item.get("encoder_inputs", {})})
+        if tuned:
+            batch["encoder_inputs"] = {m: [item["encoder_inputs"].get(m) for item in items] for m in tuned}
         # Ids travel with the batch so a failing step can name its samples; the trainer removes them
         # before the model's forward, which takes no such input.
         if all("sample_id" in item for item in items):

@@ -1,7 +1,9 @@
 """Training samples: conversations + features -> processor output, with optional modality dropout.
 
 Samples must carry `conversations` (built by `emoreason instruct`). Features come from the prep
-cache by default, or live from media. A sample that cannot be used (no conversation, too long,
+cache by default, or live from media. A LoRA-tuned encoder's (`encoders.<m>.train.mode: lora`) never
+come from the cache, whatever `feature_source` says: its media is decoded here and its images go to the
+model as `encoder_inputs`, which the model encodes with grad (emoreason.encoders.tuned). A sample that cannot be used (no conversation, too long,
 no features at all) is reported once at load and skipped; the rest train. A referenced feature
 file that fails verification (header, shape, finite values, content hash) is not skipped: loading
 stops with an error naming every damaged file and its samples, before any training step.
@@ -19,7 +21,7 @@ import torch
 
 from emoreason.encoders.config import EncoderConfig
 from emoreason.features.cache import check_feature_refs
-from emoreason.features.featurizer import Featurizer
+from emoreason.features.featurizer import Featurizer, sample_files
 from emoreason.model.features import cached_features, feature_lengths, live_features
 from emoreason.model.processor import EmotionProcessor
 from emoreason.schema import Sample, SchemaError, iter_samples
@@ -92,6 +94,9 @@ class EmotionDataset(torch.utils.data.Dataset):
         self.modalities = modalities
         self.feature_source = feature_source
         self.live = live
+        # The model's tuned encoders, which the Featurizer it gave runs; their modalities skip the cache.
+        self.tuned = {m: t for m, t in (live.tuned if live is not None else {}).items() if m in modalities}
+        self.cached_modalities = [m for m in modalities if m not in self.tuned]
         self.modality_dropout = modality_dropout
         self.seed = seed
         self.epoch = 0
@@ -106,7 +111,7 @@ class EmotionDataset(torch.utils.data.Dataset):
                 self.lengths.append(length)
         if self.feature_source == "cache":
             if encoders:
-                check_feature_encoders(self.path, self.samples, encoders, self.modalities)
+                check_feature_encoders(self.path, self.samples, encoders, self.cached_modalities)
             self._verify_feature_files()
         self.skipped += [SkippedSample(f"line {e.line}", str(e)) for e in errors]
         if self.skipped:
@@ -119,7 +124,7 @@ class EmotionDataset(torch.utils.data.Dataset):
 
     def _verify_feature_files(self) -> None:
         """Read and verify every referenced feature file once, so a damaged one stops the run before any step."""
-        refs = ((s.id, m, ref) for s in self.samples for m, ref in s.features.items() if m in self.modalities)
+        refs = ((s.id, m, ref) for s in self.samples for m, ref in s.features.items() if m in self.cached_modalities)
         bad = check_feature_refs(refs, self.samples_dir)
         if bad:
             lines = "\n".join(f"  {entry.describe()}" for entry in bad[:20])
@@ -131,7 +136,7 @@ class EmotionDataset(torch.utils.data.Dataset):
 
     def _lengths(self, sample: Sample) -> dict[str, int]:
         if self.feature_source == "cache":
-            return feature_lengths(sample, self.modalities)
+            return feature_lengths(sample, self.cached_modalities)
         return {}  # live: known only after extraction; checked per item
 
     def _check(self, sample: Sample) -> int | None:
@@ -139,7 +144,7 @@ class EmotionDataset(torch.utils.data.Dataset):
         if not sample.conversations:
             self.skipped.append(SkippedSample(sample.id, "no conversations (build them with `emoreason instruct`)"))
             return None
-        if self.feature_source == "cache" and not self._lengths(sample):
+        if self.feature_source == "cache" and not self._lengths(sample) and not self.tuned:
             self.skipped.append(SkippedSample(sample.id, f"no cached features for {self.modalities} (run `emoreason prep`)"))
             return None
         try:
@@ -155,10 +160,34 @@ class EmotionDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def features(self, sample: Sample) -> dict[str, torch.Tensor]:
+        """modality -> [t, d] fp16 for answering (held-out scoring); tuned encoders run under inference mode."""
+        root = sample.media_root(self.data_root, self.samples_dir)
         if self.feature_source == "cache":
-            return cached_features(sample, self.samples_dir, self.modalities)
-        features, _ = live_features(self.live, sample, sample.media_root(self.data_root, self.samples_dir), self.modalities)
+            features = cached_features(sample, self.samples_dir, self.cached_modalities)
+            if self.tuned:
+                features |= live_features(self.live, sample, root, list(self.tuned))[0]
+            return features
+        features, _ = live_features(self.live, sample, root, self.modalities)
         return features
+
+    def training_inputs(self, sample: Sample) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(features of the frozen encoders, modality -> images [n, 3, H, W] for each tuned encoder).
+
+        The tuned encoders' inputs come from the same Featurizer.decode as live features, then the
+        encoder's image processor: its forward pass (with grad) is the model's.
+        """
+        if not self.tuned:
+            return self.features(sample), {}
+        files = sample_files(sample, sample.media_root(self.data_root, self.samples_dir))
+        if self.feature_source == "cache":
+            features = cached_features(sample, self.samples_dir, self.cached_modalities)
+            decoded = self.live.decode(files, list(self.tuned), sample.id, sample.landmarks)
+        else:
+            decoded = self.live.decode(files, self.modalities, sample.id, sample.landmarks)
+            frozen = [m for m in decoded.pending if m not in self.tuned]
+            features = dict(self.live.encode(decoded, frozen).features)
+        images = {m: self.tuned[m].pixel_values(decoded.pending[m]) for m in self.tuned if m in decoded.pending}
+        return features, images
 
     def _drop_modalities(self, index: int, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.modality_dropout <= 0 or len(features) < 2:
@@ -172,15 +201,19 @@ class EmotionDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        features = self._drop_modalities(index, self.features(sample))
-        encoded = self.processor.encode(sample.conversations, {m: f.shape[0] for m, f in features.items()},
-                                        fields=prompt_fields(sample))
+        features, images = self.training_inputs(sample)
+        kept = self._drop_modalities(index, features | images)
+        features = {m: f for m, f in features.items() if m in kept}
+        images = {m: x for m, x in images.items() if m in kept}
+        counts = {m: f.shape[0] for m, f in features.items()} | {m: self.tuned[m].num_tokens(x) for m, x in images.items()}
+        encoded = self.processor.encode(sample.conversations, counts, fields=prompt_fields(sample))
         return {
             "sample_id": sample.id,
             "input_ids": encoded.input_ids,
             "media_ids": encoded.media_ids,
             "labels": encoded.labels,
             "features": features,
+            "encoder_inputs": images,
         }
 
 

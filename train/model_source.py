@@ -105,5 +105,8 @@ def model_from_contract(data: dict[str, Any]) -> PrepContract | None:
 
 
 def check_against_contract(model_config, contract: PrepContract) -> None:
+    """Prep's settings against the model's, for the modalities read from the cache: a LoRA-tuned encoder's
+    features are computed in training from the media, never read from prep's cache."""
     settings = FeaturizerSettings(model_config.encoders, model_config.media)
-    check_agreement(settings, contract, model_config.modalities)
+    cached = [m for m in model_config.modalities if not model_config.encoders[m].train.trainable]
+    check_agreement(settings, contract, cached)

@@ -43,7 +43,9 @@ def make_dataset(cfg: TrainConfig, path: str, model: EmotionLM, processor: Emoti
     data = cfg.data
     # The model's own settings, not cfg.model: with init_from they are the loaded model's.
     config = model.model_config
-    live = Featurizer(config.encoders, config.media) if data.feature_source == "live" else None
+    # A tuned encoder's inputs are decoded live whatever the feature source (its features are never cached).
+    tuned = model.tuned_encoders
+    live = Featurizer(config.encoders, config.media, tuned=tuned) if data.feature_source == "live" or tuned else None
     return EmotionDataset(
         path,
         processor,

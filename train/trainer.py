@@ -28,7 +28,8 @@ class NonFiniteLossError(RuntimeError):
 def freeze_for_stage(model: EmotionLM, stage: str) -> None:
     """align: projectors (and pre-fusion) only. instruct: projectors + LoRA. The base LLM never trains."""
     for name, param in model.named_parameters():
-        if name.startswith("llm."):
+        if name.startswith(("llm.", "encoders.")):
+            # A tuned encoder's adapters train with the LLM's, as a native backbone's towers (align: connector only).
             param.requires_grad = stage == "instruct" and "lora_" in name
         else:
             param.requires_grad = True

@@ -12,8 +12,9 @@ from emoreason.dtypes import DTYPES
 POOLING_MODES: tuple[str, ...] = ("mean", "cls", "none", "patches", "tokens:K")
 OUTPUTS: tuple[str, ...] = ("hidden", "image_features")
 
-# Fields that leave the features unchanged: where and in what batches the encoder runs.
-_RUNTIME_FIELDS: frozenset[str] = frozenset({"device", "batch_size"})
+# Fields that leave the features unchanged: where and in what batches the encoder runs; and `train`, since a
+# tuned encoder's features are never cached (they change every step) and a frozen one's are the checkpoint's.
+_RUNTIME_FIELDS: frozenset[str] = frozenset({"device", "batch_size", "train"})
 
 
 def parse_pooling(pooling: str) -> tuple[str, int | None]:
@@ -41,6 +42,43 @@ def _is_device(device: str) -> bool:
 
 
 @dataclass
+class EncoderTraining:
+    """Whether an encoder trains, named as a native backbone's `components.<name>` (emoreason.native.config).
+
+    frozen: its features are fixed, so prep caches them. lora: peft adapters on its linear layers train in the
+    model's graph (ExpLLM tunes its vision encoder so); its features are computed live from the decoded media
+    in every step, never read from the cache, and its adapters are saved with the model (`full`, a whole
+    encoder copy per model, is not offered).
+    """
+
+    mode: str = "frozen"
+    """frozen or lora."""
+    r: int = 8
+    """Rank of the encoder's LoRA update."""
+    alpha: int = 16
+    """Scaling numerator: updates are scaled by alpha / r."""
+    dropout: float = 0.0
+    lora_targets: list[str] | None = None
+    """For mode lora: names (last part, e.g. query, value, qkv, fc1) of the encoder's linear layers that get
+    adapters; null takes every linear layer. A name that matches none is an error naming this key."""
+
+    def __post_init__(self) -> None:
+        from emoreason.lora_targets import MODES
+
+        check(self.mode in MODES and self.mode != "full", "mode",
+              f"frozen or lora (of {list(MODES)}, full is not offered for encoders)", self.mode)
+        check(self.lora_targets is None or self.mode == "lora", "lora_targets", "unset unless mode is lora")
+        check(self.lora_targets is None or bool(self.lora_targets), "lora_targets", "null or at least one module name")
+        check(isinstance(self.r, int) and self.r >= 1, "r", "an integer >= 1", self.r)
+        check(isinstance(self.alpha, int) and self.alpha >= 1, "alpha", "an integer >= 1", self.alpha)
+        check(0 <= self.dropout < 1, "dropout", "a number in [0, 1)", self.dropout)
+
+    @property
+    def trainable(self) -> bool:
+        return self.mode != "frozen"
+
+
+@dataclass
 class EncoderConfig:
     """One frozen per-modality encoder: the checkpoint, the layer read out and the pooling."""
 
@@ -64,6 +102,8 @@ class EncoderConfig:
     model directory it is honoured only with the user's --trust-remote-code."""
     batch_size: int = 16
     """Images, clips or 30 s audio chunks per forward pass."""
+    train: EncoderTraining = dataclasses.field(default_factory=EncoderTraining)
+    """frozen (the default: features cached by prep) or lora (tuned in the model's graph; README, "Trainable encoders")."""
 
     def __post_init__(self) -> None:
         check(isinstance(self.model, str) and self.model.strip() != "", "model", "a hub id or local path", self.model)
@@ -79,6 +119,8 @@ class EncoderConfig:
                   "the defaults (output 'hidden', layer -1) for a landmark encoder, which has no layers", self.output)
             check(self.pooling in ("mean", "none") or self.pooling.startswith("tokens:"), "pooling",
                   "none (a token per frame), mean or tokens:K for landmarks (they have no CLS token)", self.pooling)
+        check(not self.train.trainable or not self.model.startswith("landmarks:"), "train.mode",
+              "frozen for a landmark encoder (it has no weights)", self.train.mode)
         if self.output == "image_features":
             check(self.layer == -1, "layer", "-1 with output 'image_features' (the embedding reads the last layer)",
                   self.layer)
@@ -100,6 +142,22 @@ class EncoderConfig:
         if settings["output"] == "hidden":
             del settings["output"]  # the default: caches keyed before the field existed stay valid
         return settings
+
+
+# The encoder inputs a tuned encoder takes: decoded frames or face crops (emoreason.constants.MODALITY_TABLE);
+# their token count follows from the image size, which the processor needs before the forward pass.
+TUNABLE_INPUTS: tuple[str, ...] = ("frames", "face_crops")
+
+
+def tunable_problem(modality: str, cfg: EncoderConfig) -> str | None:
+    """Why `cfg` cannot be tuned on `modality` (None when it can): lora is for encoders of images."""
+    from emoreason.constants import MODALITY_SPECS
+
+    source = MODALITY_SPECS[modality].encoder_input
+    if not cfg.train.trainable or source in TUNABLE_INPUTS:
+        return None
+    tunable = sorted(m for m, spec in MODALITY_SPECS.items() if spec.encoder_input in TUNABLE_INPUTS)
+    return f"frozen: lora is offered for image encoders (the modalities {tunable}); {modality} encodes {source}"
 
 
 def _is_pooling(pooling: str) -> bool:

@@ -57,8 +57,7 @@ class FrozenEncoder:
             config.mask_ratio = 0.0  # MAE pre-training hides 75% of patches; features need them all
         model = AutoModel.from_pretrained(cfg.model, config=config, trust_remote_code=cfg.trust_remote_code,
                                           dtype=torch_dtype(cfg.dtype))
-        self.device = torch.device(cfg.device)
-        self._model = model.to(self.device).eval().requires_grad_(False)
+        self._model = model.to(torch.device(cfg.device)).eval().requires_grad_(False)
         self._backbone = self._select_backbone()
         if self.family in ("waveform", "whisper"):
             self.processor = AutoFeatureExtractor.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
@@ -67,6 +66,11 @@ class FrozenEncoder:
             # whether the machine has torchvision.
             self.processor = AutoImageProcessor.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code,
                                                                 backend="pil")
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are: cfg.device, or wherever a model owning a tuned encoder has moved it."""
+        return next(self._model.parameters()).device
 
     @property
     def hidden_size(self) -> int:
@@ -86,19 +90,46 @@ class FrozenEncoder:
 
     def encode_images(self, images: np.ndarray) -> torch.Tensor:
         """[n, h, w, 3] uint8 RGB -> [n, k, d], pooled per image."""
+        with torch.inference_mode():
+            feats = self.image_tokens(self.pixel_values(images)).cpu()  # [n, k, d]
+        return feats.clone()
+
+    def pixel_values(self, images: np.ndarray) -> torch.Tensor:
+        """[n, h, w, 3] uint8 RGB -> [n, 3, H, W] float32 on the CPU: the checkpoint's own image processing.
+
+        The CPU half of encode_images; a tuned encoder's dataset runs it, the model's forward the other half.
+        """
         self._require(("image",), "encode_images")
         images = _check_frames(images, "encode_images")
+        return self.processor(list(images), return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+
+    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[n, 3, H, W] -> [n, k, d] float32 on the encoder's device, in batches of cfg.batch_size.
+
+        No inference mode here: with LoRA adapters on the weights (emoreason.encoders.tuned) and grad
+        enabled, the graph reaches them.
+        """
         pooled = []
-        with torch.inference_mode():
-            for start in range(0, len(images), self.cfg.batch_size):
-                batch = list(images[start:start + self.cfg.batch_size])
-                pixels = self.processor(batch, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
-                if self.cfg.output == "image_features":
-                    pooled.append(self._image_features(pixels))  # [b, 3, H, W] -> [b, 1, d]
-                else:
-                    pooled.append(self._pool(self._image_hidden(pixels)))  # [b, 3, H, W] -> [b, k, d]
-            feats = torch.cat(pooled)  # [n, k, d]
-        return feats.clone()
+        for start in range(0, len(pixels), self.cfg.batch_size):
+            batch = pixels[start:start + self.cfg.batch_size]
+            if self.cfg.output == "image_features":
+                pooled.append(self._image_features(batch, to_cpu=False))  # [b, 3, H, W] -> [b, 1, d]
+            else:
+                pooled.append(self._pool(self._image_hidden(batch), to_cpu=False))  # [b, 3, H, W] -> [b, k, d]
+        return torch.cat(pooled)  # [n, k, d]
+
+    def tokens_per_image(self, height: int, width: int) -> int:
+        """k, the tokens image_tokens gives per image of pixel_values size height x width (no forward pass)."""
+        if self.cfg.output == "image_features":
+            return 1
+        mode, count = parse_pooling(self.cfg.pooling)
+        if mode in ("mean", "cls"):
+            return 1
+        if mode == "tokens":
+            return int(count)
+        patch = tower_config(self._model.config).patch_size
+        patches = (height // patch) * (width // patch)  # the patch embedding is a stride-`patch` convolution
+        return patches + (self._prefix_tokens if mode == "none" else 0)
 
     def encode_image_outputs(self, images: np.ndarray, poolings: dict[str, str]) -> dict[str, torch.Tensor]:
         """[n, h, w, 3] uint8 RGB -> name -> [n, k, d], every pooling from one forward pass.
@@ -140,11 +171,7 @@ class FrozenEncoder:
         return feats.clone()
 
     def _select_backbone(self) -> torch.nn.Module:
-        if self.model_type in DUAL_TOWER_TYPES:
-            return self._model.vision_model
-        if self.model_type == "whisper":
-            return self._model.get_encoder()  # WhisperModel is encoder-decoder
-        return self._model
+        return select_backbone(self._model, self.model_type)
 
     def _check_settings(self, config: PreTrainedConfig) -> None:
         """Layer and pooling against the architecture, before any weights load."""
@@ -166,13 +193,15 @@ class FrozenEncoder:
     def _hidden(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self._backbone(**inputs, output_hidden_states=True).hidden_states[self.cfg.layer]
 
-    def _pool(self, hidden: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
-        """[b, t, d] in the model dtype -> [b, k, d] float32 on the CPU, by `pooling` (default: the config's)."""
+    def _pool(self, hidden: torch.Tensor, pooling: str | None = None, to_cpu: bool = True) -> torch.Tensor:
+        """[b, t, d] in the model dtype -> [b, k, d] float32 (on the CPU unless to_cpu=False), by `pooling`
+        (default: the config's)."""
         pooling = pooling or self.cfg.pooling
         mode, _ = parse_pooling(pooling)
         if mode in ("mean", "tokens", "patches"):
             hidden = hidden[:, self._prefix_tokens:]  # CLS summarises the patches; don't average it in
-        return pool_tokens(hidden.float(), pooling).cpu()
+        pooled = pool_tokens(hidden.float(), pooling)
+        return pooled.cpu() if to_cpu else pooled
 
     def _waveform_hidden(self, wave: np.ndarray) -> torch.Tensor:
         """HuBERT / wav2vec2: [n] -> [1, t, d], one frame per conv-stack stride (20 ms for the base models)."""
@@ -197,10 +226,11 @@ class FrozenEncoder:
                 kept.append(states[:frames])  # [frames, d]
         return torch.cat(kept)[None]  # [1, t, d]
 
-    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """[b, 3, H, W] -> [b, 1, d] float32 on the CPU: the checkpoint's own image embedding."""
+    def _image_features(self, pixels: torch.Tensor, to_cpu: bool = True) -> torch.Tensor:
+        """[b, 3, H, W] -> [b, 1, d] float32 (on the CPU unless to_cpu=False): the checkpoint's own image embedding."""
         embedding = self._model.get_image_features(pixel_values=pixels.to(self.device, self._model.dtype))
-        return embedding.pooler_output.float().unsqueeze(1).cpu()
+        features = embedding.pooler_output.float().unsqueeze(1)
+        return features.cpu() if to_cpu else features
 
     def _image_hidden(self, pixels: torch.Tensor) -> torch.Tensor:
         """[b, 3, H, W] -> [b, 1 + patches, d]."""
@@ -212,6 +242,15 @@ class FrozenEncoder:
             noise = torch.arange(num_patches, dtype=torch.float32, device=self.device)
             inputs["noise"] = noise.expand(len(pixels), -1)  # [b, patches]
         return self._hidden(**inputs)
+
+
+def select_backbone(model: torch.nn.Module, model_type: str) -> torch.nn.Module:
+    """The part of a loaded checkpoint that encodes: a dual tower's vision tower, Whisper's encoder, else all of it."""
+    if model_type in DUAL_TOWER_TYPES:
+        return model.vision_model
+    if model_type == "whisper":
+        return model.get_encoder()  # WhisperModel is encoder-decoder
+    return model
 
 
 def _check_frames(images: np.ndarray, method: str) -> np.ndarray:

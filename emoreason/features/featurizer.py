@@ -148,13 +148,16 @@ class Decoded:
 class Featurizer:
     """Runs the configured frozen encoder of each modality on a sample's media, optionally through a cache."""
 
-    def __init__(self, encoders: Mapping[str, EncoderConfig], media: MediaConfig, cache=None, face_detector=None):
+    def __init__(self, encoders: Mapping[str, EncoderConfig], media: MediaConfig, cache=None, face_detector=None,
+                 tuned: Mapping[str, Any] | None = None):
         """cache: a FeatureCache to read and fill; face_detector: an already built detector (default: built
-        from media.faces on first use)."""
+        from media.faces on first use); tuned: modality -> the TunedEncoder a model owns for each encoder
+        with `train.mode: lora` (emoreason.encoders.tuned), whose weights are the model's, not the checkpoint's."""
         self.encoders = dict(encoders)
         self.media = media
         self.cache = cache
         self._detector = face_detector
+        self.tuned = dict(tuned or {})
 
     @property
     def modalities(self) -> list[str]:
@@ -172,6 +175,13 @@ class Featurizer:
         """The modality's frozen encoder, loaded once; EncoderLoadError (never a media error) when it cannot load."""
         from emoreason.encoders.frozen import load_encoder
 
+        if modality in self.tuned:
+            return self.tuned[modality].encoder  # the checkpoint with the model's trained adapters in it
+        if self.encoders[modality].train.trainable:
+            # The checkpoint alone would give the untuned features, silently: the tuned weights live in a model.
+            raise EncoderLoadError(modality, self.encoders[modality].model, ValueError(
+                "train.mode is lora: its tuned weights are a model's; give the model's encoder (Featurizer tuned=...)"),
+                key=f"encoders.{modality}.train.mode")
         try:
             return load_encoder(self._weights_config(modality))
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError... for a bad checkpoint
@@ -215,8 +225,8 @@ class Featurizer:
     def _forward_group(self, modality: str) -> list[str]:
         """The modalities computed in the same encoder forward pass as `modality` (itself first when alone)."""
         enc = self.encoders[modality]
-        if MODALITY_SPECS[modality].encoder_input != "frames" or enc.output != "hidden":
-            return [modality]
+        if MODALITY_SPECS[modality].encoder_input != "frames" or enc.output != "hidden" or enc.train.trainable:
+            return [modality]  # a tuned encoder is its modality's own weights
         same = dataclasses.replace(enc, pooling="none")
         return [m for m in self.modalities if MODALITY_SPECS[m].encoder_input == "frames"
                 and dataclasses.replace(self.encoders[m], pooling="none") == same]
@@ -403,7 +413,8 @@ class Featurizer:
     def _frame_outputs(self, modality: str, modalities: list[str], frames: np.ndarray) -> dict[str, torch.Tensor]:
         """`modality` and the wanted modalities sharing its forward pass: name -> [n * tokens, d]."""
         group = [m for m in self._forward_group(modality) if m in modalities]
-        if len(group) == 1 and self.encoders[modality].output != "hidden":
+        if len(group) == 1 and (self.encoders[modality].output != "hidden" or self.encoders[modality].train.trainable):
+            # encode_images is pixel_values + image_tokens, the two halves a tuned encoder's training runs.
             return {modality: self.encoder(modality).encode_images(frames).flatten(0, 1)}
         poolings = {m: self.encoders[m].pooling for m in group}
         outputs = self.encoder(modality).encode_image_outputs(frames, poolings)  # one forward, every pooling

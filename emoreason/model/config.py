@@ -14,7 +14,7 @@ from pathlib import Path
 from emoreason.config import ConfigError, check
 from emoreason.dtypes import DTYPES
 from emoreason.constants import MODALITIES
-from emoreason.encoders.config import EncoderConfig
+from emoreason.encoders.config import EncoderConfig, tunable_problem
 from emoreason.features.media_config import MediaConfig
 from emoreason.model.landmark_attention import LandmarkAttentionConfig
 from emoreason.model.prefusion import PrefusionConfig
@@ -74,6 +74,8 @@ class ModelConfig:
         check(bool(self.projectors), "projectors", f"at least one projector, keyed by modality among {list(MODALITIES)}")
         for modality in self.encoders:
             check(modality in MODALITIES, f"encoders.{modality}", f"a modality among {list(MODALITIES)}", modality)
+            problem = tunable_problem(modality, self.encoders[modality])
+            check(problem is None, f"encoders.{modality}.train.mode", problem or "", self.encoders[modality].train.mode)
         for modality in self.projectors:
             check(modality in MODALITIES, f"projectors.{modality}", f"a modality among {list(MODALITIES)}", modality)
             check(modality in self.encoders, f"projectors.{modality}", f"a matching encoder under encoders.{modality} (the <{modality}> placeholder has no encoder)")
@@ -111,6 +113,11 @@ def check_against_checkpoints(cfg: ModelConfig, prefix: str = "model.") -> None:
             raise ConfigError(f"key '{prefix}encoders.{modality}.model': encoder checkpoint not found at {enc.model}")
     if _looks_local(cfg.llm) and not Path(cfg.llm).expanduser().exists():
         raise ConfigError(f"key '{prefix}llm': LLM checkpoint not found at {cfg.llm}")
+    for modality in cfg.modalities:
+        if cfg.encoders[modality].train.trainable:
+            from emoreason.encoders.tuned import check_lora_targets
+
+            check_lora_targets(modality, cfg.encoders[modality], prefix)
     if cfg.lora is not None:
         names = llm_module_names(cfg.llm, cfg.trust_remote_code)
         for target in cfg.lora.target_modules:

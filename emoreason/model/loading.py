@@ -4,10 +4,13 @@
       emoreason_model.json     config (LLM id, encoder ids, projector specs, prompt), feature widths
       projectors.safetensors   projector (and pre-fusion) weights
       adapter/                 the LoRA adapter in peft format (absent for projector-only models)
+      encoder_adapters.safetensors  the LoRA adapters of the `train.mode: lora` encoders, keyed
+                               `<modality>.<peft name>` (absent when every encoder is frozen)
       tokenizer/               the LLM tokenizer with its chat template
 
-The LLM's base weights are referenced by id or path, not copied; `emoreason export` merges them
-into an `llm/` folder inside the model dir and names it by that relative path.
+The LLM's and the encoders' base weights are referenced by id or path, not copied; `emoreason export`
+merges the LLM's LoRA into an `llm/` folder inside the model dir (and each tuned encoder's into
+`encoders/<modality>/`) and names them by those relative paths.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from emoreason.config import config_from_dict, config_to_dict
 from emoreason.dtypes import torch_dtype
 from emoreason.hf_quiet import quiet_hf_progress
 from emoreason.model.config import ModelConfig, encoder_hidden_size
-from emoreason.model.modeling import EmotionLM
+from emoreason.model.modeling import EmotionLM, is_tuned_weight
 from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust, apply_user_trust, remote_code_refusals
 
 MODEL_FILE = "emoreason_model.json"
 PROJECTORS_FILE = "projectors.safetensors"
+ENCODER_ADAPTERS_FILE = "encoder_adapters.safetensors"
 ADAPTER_DIR = "adapter"
 TOKENIZER_DIR = "tokenizer"
 FORMAT_VERSION = 1
@@ -80,7 +84,21 @@ def build_model(config: ModelConfig, seed: int | None = None) -> tuple[EmotionLM
     dims = {m: encoder_hidden_size(config.encoders[m].model, config.encoders[m].trust_remote_code, config.encoders[m].output)
             for m in config.modalities}
     model = EmotionLM(config, llm, dims).to(torch_dtype(config.dtype))
+    attach_tuned_encoders(model)
     return model, make_processor(model, load_tokenizer(config.llm, config.trust_remote_code))
+
+
+def attach_tuned_encoders(model: EmotionLM, prefix: str = "model.") -> None:
+    """A TunedEncoder (fresh LoRA adapters) for every `train.mode: lora` encoder, in the encoder's own dtype.
+
+    ConfigError naming the key for a lora target that matches no linear layer of the encoder, before training.
+    """
+    from emoreason.encoders.tuned import TunedEncoder
+
+    config = model.model_config
+    for m in config.modalities:
+        if config.encoders[m].train.trainable:
+            model.encoders[m] = TunedEncoder(m, config.encoders[m], prefix).to(model.device)
 
 
 def save_model(model: EmotionLM, processor: EmotionProcessor, out_dir: str | os.PathLike, state_dict: dict | None = None) -> Path:
@@ -93,9 +111,16 @@ def save_model(model: EmotionLM, processor: EmotionProcessor, out_dir: str | os.
     state = state_dict if state_dict is not None else model.state_dict()
     meta = {"format_version": FORMAT_VERSION, "config": config_to_dict(model.model_config), "feature_dims": model.feature_dims}
     write_text_atomic(out_dir / MODEL_FILE, json.dumps(meta, indent=2) + "\n")
-    own = {k: v.detach().contiguous().cpu() for k, v in state.items() if not k.startswith("llm.")}
+    own = {k: v.detach().contiguous().cpu() for k, v in state.items() if not k.startswith(("llm.", "encoders."))}
     with atomic_path(out_dir / PROJECTORS_FILE) as tmp:
         save_file(own, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
+    if len(model.encoders):
+        adapters = {}
+        for m, tuned in model.encoders.items():
+            mine = {k.removeprefix(f"encoders.{m}."): v for k, v in state.items() if k.startswith(f"encoders.{m}.")}
+            adapters |= {f"{m}.{k}": v.detach().contiguous().cpu() for k, v in tuned.adapter_state(mine).items()}
+        with atomic_path(out_dir / ENCODER_ADAPTERS_FILE) as tmp:
+            save_file(adapters, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
     if model.model_config.lora is not None:
         adapter_state = {k[len("llm.") :]: v for k, v in state.items() if k.startswith("llm.")}
         with replace_dir(out_dir / ADAPTER_DIR) as staging, quiet_hf_progress():
@@ -117,6 +142,7 @@ def load_trainable_state(model: EmotionLM, model_dir: str | os.PathLike) -> None
 
     model_dir = Path(model_dir)
     load_own_state(model, model_dir / PROJECTORS_FILE)
+    load_encoder_adapters(model, model_dir)
     if model.model_config.lora is not None:
         adapter = load_file(str(model_dir / ADAPTER_DIR / "adapter_model.safetensors"))
         result = set_peft_model_state_dict(model.llm, adapter)
@@ -124,10 +150,26 @@ def load_trainable_state(model: EmotionLM, model_dir: str | os.PathLike) -> None
             raise ValueError(f"{model_dir / ADAPTER_DIR}: unexpected adapter weights {result.unexpected_keys[:5]}")
 
 
+def load_encoder_adapters(model: EmotionLM, model_dir: Path) -> None:
+    """The saved adapters into the model's tuned encoders (which must be the ones that were saved)."""
+    path = model_dir / ENCODER_ADAPTERS_FILE
+    if not len(model.encoders):
+        return
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: {ENCODER_ADAPTERS_FILE} is missing; the config tunes the "
+                                f"{sorted(model.encoders)} encoder(s) with LoRA")
+    state = load_file(str(path))
+    for m, tuned in model.encoders.items():
+        mine = {k.removeprefix(f"{m}."): v for k, v in state.items() if k.startswith(f"{m}.")}
+        if not mine:
+            raise ValueError(f"{path}: no adapters for the {m} encoder")
+        tuned.load_adapter_state(mine, str(path))
+
+
 def load_own_state(model: EmotionLM, path: Path) -> None:
     state = load_file(str(path))
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("llm.")]
+    missing = [k for k in missing if not k.startswith(("llm.", "encoders."))]
     if missing or unexpected:
         raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
 
@@ -145,7 +187,8 @@ def read_model_config(model_dir: str | os.PathLike, trust: UserTrust | None = No
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format_version {meta.get('format_version')!r}, this emoreason reads {FORMAT_VERSION}")
     config = apply_user_trust(config_from_dict(ModelConfig, meta["config"], str(path)), path, trust)
-    return _resolve_llm(config, Path(model_dir)), {k: int(v) for k, v in meta["feature_dims"].items()}
+    config = _resolve_encoders(_resolve_llm(config, Path(model_dir)), Path(model_dir))
+    return config, {k: int(v) for k, v in meta["feature_dims"].items()}
 
 
 def _resolve_llm(config: ModelConfig, model_dir: Path) -> ModelConfig:
@@ -155,6 +198,21 @@ def _resolve_llm(config: ModelConfig, model_dir: Path) -> ModelConfig:
     if Path(config.llm).is_absolute() or not local.exists():
         return config
     return dataclasses.replace(config, llm=str(local))
+
+
+def _resolve_encoders(config: ModelConfig, model_dir: Path) -> ModelConfig:
+    # An exported model carries each tuned encoder, merged, as encoders.<m>.model: "encoders/<m>", relative
+    # to its own folder like its llm.
+    encoders = dict(config.encoders)
+    for m, enc in encoders.items():
+        local = model_dir / enc.model
+        if enc.model.startswith(f"{EXPORTED_ENCODERS_DIR}/") and local.is_dir():
+            encoders[m] = dataclasses.replace(enc, model=str(local))
+    return dataclasses.replace(config, encoders=encoders)
+
+
+EXPORTED_ENCODERS_DIR = "encoders"
+"""Where an export puts each tuned encoder merged with its LoRA: <export>/encoders/<modality>/."""
 
 
 def load_model(
@@ -174,11 +232,13 @@ def load_model(
         with quiet_hf_progress():
             llm = PeftModel.from_pretrained(llm, str(model_dir / ADAPTER_DIR), is_trainable=trainable)
     model = EmotionLM(config, llm, dims).to(torch_dtype(config.dtype))
+    attach_tuned_encoders(model)
     load_own_state(model, model_dir / PROJECTORS_FILE)
+    load_encoder_adapters(model, model_dir)
     model.requires_grad_(False)
     if trainable:
         for name, param in model.named_parameters():
-            param.requires_grad = not name.startswith("llm.") or "lora_" in name
+            param.requires_grad = is_tuned_weight(name)
     model.eval()  # the Trainer switches to train mode itself; inference must not run dropout or slow-path attention
     tokenizer_dir = model_dir / TOKENIZER_DIR
     with remote_code_refusals(model_dir):

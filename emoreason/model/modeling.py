@@ -10,7 +10,7 @@ mismatch raises, naming the modality and both numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -22,10 +22,23 @@ from emoreason.model.prefusion import PreFusion
 from emoreason.model.projectors import build_projector
 
 Features = Mapping[str, tuple[torch.Tensor, torch.Tensor]]  # modality -> ([b, t, d], mask [b, t])
+EncoderInputs = Mapping[str, Sequence["torch.Tensor | None"]]
+"""modality -> per sample its images [n, 3, H, W] (None where it has none), for the tuned encoders."""
+
+
+def is_tuned_weight(name: str) -> bool:
+    """Whether a parameter of EmotionLM can train: everything but the LLM's and the tuned encoders' base
+    weights, of which only the LoRA adapters train."""
+    if name.startswith(("llm.", "encoders.")):
+        return "lora_" in name
+    return True
 
 
 class EmotionLM(nn.Module):
-    def __init__(self, config: ModelConfig, llm: nn.Module, feature_dims: Mapping[str, int]):
+    def __init__(self, config: ModelConfig, llm: nn.Module, feature_dims: Mapping[str, int],
+                 tuned_encoders: Mapping[str, nn.Module] | None = None):
+        """tuned_encoders: modality -> TunedEncoder (emoreason.encoders.tuned) for each `train.mode: lora`
+        encoder; their features are computed in forward from encoder_inputs, with grad."""
         super().__init__()
         self.model_config = config
         self.llm = llm
@@ -36,6 +49,12 @@ class EmotionLM(nn.Module):
         self.prefusion = PreFusion(config.prefusion, hidden) if config.prefusion.enabled else None
         attention = config.landmark_attention
         self.landmark_attention = LandmarkRegionAttention(attention, hidden) if attention.enabled else None
+        self.encoders = nn.ModuleDict(dict(tuned_encoders or {}))
+
+    @property
+    def tuned_encoders(self) -> dict[str, nn.Module]:
+        """modality -> TunedEncoder: what a Featurizer serving this model must use (Featurizer(tuned=...))."""
+        return dict(self.encoders)
 
     @property
     def llm_config(self):
@@ -67,9 +86,29 @@ class EmotionLM(nn.Module):
             projected["fusion"] = self.prefusion({m: projected[m] for m in self.prefusion.modalities})
         return projected
 
-    def embed(self, input_ids: torch.Tensor, media_ids: torch.Tensor, features: Features | None) -> torch.Tensor:
+    def encode_media(self, features: Features | None, encoder_inputs: EncoderInputs | None) -> Features | None:
+        """`features` plus the tuned encoders' features of `encoder_inputs`, computed here with grad."""
+        if not encoder_inputs:
+            return features
+        out = dict(features or {})
+        for m, per_sample in encoder_inputs.items():
+            if m not in self.encoders:
+                raise ValueError(f"encoder inputs for {m}, but the model tunes no {m} encoder (it tunes {sorted(self.encoders)})")
+            computed = {i: self.encoders[m](pixels) for i, pixels in enumerate(per_sample) if pixels is not None}  # [t, d] each
+            if not computed:
+                continue
+            first = next(iter(computed.values()))
+            rows = [computed.get(i, first.new_zeros(0, first.shape[-1])) for i in range(len(per_sample))]
+            lengths = torch.tensor([len(r) for r in rows], device=first.device)  # [b]
+            tokens = nn.utils.rnn.pad_sequence(rows, batch_first=True)  # [b, t_max, d], differentiable
+            out[m] = (tokens, torch.arange(tokens.shape[1], device=first.device)[None] < lengths[:, None])  # mask [b, t_max]
+        return out
+
+    def embed(self, input_ids: torch.Tensor, media_ids: torch.Tensor, features: Features | None,
+              encoder_inputs: EncoderInputs | None = None) -> torch.Tensor:
         """Text embeddings [b, s, D] with every media position replaced by its projected feature token."""
         embeds = self.llm.get_input_embeddings()(input_ids)  # [b, s, D]
+        features = self.encode_media(features, encoder_inputs)
         projected = self.project(features) if features else {}
         for media, index in MEDIA_INDEX.items():
             positions = media_ids == index  # [b, s]
@@ -94,10 +133,11 @@ class EmotionLM(nn.Module):
         media_ids: torch.Tensor,
         labels: torch.Tensor | None = None,
         features: Features | None = None,
+        encoder_inputs: EncoderInputs | None = None,
         **llm_kwargs,
     ):
         """llm_kwargs go to the LLM's forward (e.g. TRL's fused_lm_head=True, which returns per-token log-probs)."""
-        embeds = self.embed(input_ids, media_ids, features)
+        embeds = self.embed(input_ids, media_ids, features, encoder_inputs)
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, use_cache=False, **llm_kwargs)
 
     @torch.no_grad()

@@ -99,9 +99,12 @@ def load_prompt_embedder(
     """
     model_dir = Path(model_dir)
     config, dims = read_model_config(model_dir, trust)
-    if config.lora is not None or (model_dir / ADAPTER_DIR).exists():
+    tuned = sorted(m for m, e in config.encoders.items() if e.train.trainable)
+    if config.lora is not None or (model_dir / ADAPTER_DIR).exists() or tuned:
+        what = f"the LoRA of the {tuned} encoder(s) is not merged yet" if tuned and config.lora is None else \
+            "the LoRA is not merged into the LLM"
         raise NotExportedError(
-            f"{model_dir}: the LoRA is not merged into the LLM; run `emoreason export {model_dir} --out EXPORT_DIR` "
+            f"{model_dir}: {what}; run `emoreason export {model_dir} --out EXPORT_DIR` "
             "and serve EXPORT_DIR"
         )
     llm_dir = Path(config.llm)

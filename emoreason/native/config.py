@@ -14,10 +14,9 @@ from typing import Literal
 from emoreason.config import ConfigError, check
 from emoreason.dtypes import DTYPES
 from emoreason.features.media_config import AudioDecodeConfig, FaceCropConfig
+from emoreason.lora_targets import MODES
 from emoreason.media.video import FrameSampling
 from emoreason.native.arch import COMPONENTS, NATIVE_MODALITIES, NativeArch, arch_for
-
-MODES: tuple[str, ...] = ("frozen", "lora", "full")
 
 
 @dataclasses.dataclass

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from emoreason.config import ConfigError
+from emoreason.lora_targets import match_lora_targets
 from emoreason.native.arch import NativeArch, component_of
 from emoreason.native.config import NativeModelConfig
-
-# peft's all-linear leaves the output layer alone; so does a lora component with no explicit targets.
-_OUTPUT_LAYERS = ("lm_head",)
-
 
 def linear_names(model: nn.Module, arch: NativeArch, component: str) -> list[str]:
     """Full names of the component's nn.Linear modules."""
@@ -26,25 +22,12 @@ def linear_names(model: nn.Module, arch: NativeArch, component: str) -> list[str
 
 
 def lora_target_names(model: nn.Module, arch: NativeArch, cfg: NativeModelConfig, prefix: str = "model.") -> list[str]:
-    """Exact module names that get adapters; ConfigError for a target that matches nothing."""
+    """Exact module names that get adapters; ConfigError for a target that matches nothing (emoreason.lora_targets)."""
     names: list[str] = []
     for component, spec in cfg.components.items():
-        if spec.mode != "lora":
-            continue
-        linears = linear_names(model, arch, component)
-        if spec.lora_targets is None:
-            chosen = [n for n in linears if n.rsplit(".", 1)[-1] not in _OUTPUT_LAYERS]
-        else:
-            chosen = [n for n in linears if n.rsplit(".", 1)[-1] in spec.lora_targets or n in spec.lora_targets]
-            for target in spec.lora_targets:
-                if not any(n.rsplit(".", 1)[-1] == target or n == target for n in chosen):
-                    available = sorted({n.rsplit(".", 1)[-1] for n in linears})
-                    raise ConfigError(f"key '{prefix}components.{component}.lora_targets': {target!r} matches no linear "
-                                      f"layer of the {component} component of {arch.model_type}; its linear layers are {available}")
-        if not chosen:
-            raise ConfigError(f"key '{prefix}components.{component}.mode': lora, but the {component} component of "
-                              f"{arch.model_type} has no linear layer to adapt")
-        names += chosen
+        if spec.mode == "lora":
+            names += match_lora_targets(linear_names(model, arch, component), spec.lora_targets,
+                                        f"{prefix}components.{component}", f"the {component} component of {arch.model_type}")
     return names
 
 

@@ -10,6 +10,8 @@ plus `emoreason_native.json`. A projector model's:
       tokenizer/               the tokenizer with its chat template
       llm/                     a standard transformers checkpoint: merged weights (safetensors),
                                config, generation_config, tokenizer + chat template
+      encoders/<modality>/     each LoRA-tuned encoder merged (checkpoint + its processor), named
+                               by encoders.<modality>.model: "encoders/<modality>", train: frozen
 
 `llm/` loads on its own with AutoModelForCausalLM / AutoTokenizer or vLLM, so a serving backend
 needs no peft. Encoder references and prompt settings are copied as they are.
@@ -68,15 +70,26 @@ def export_projector_model(model_dir: str | os.PathLike, out_dir: str | os.PathL
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     model, processor = load_model(model_dir, trust=trust)
+    from emoreason.encoders.config import EncoderTraining
+    from emoreason.model.loading import EXPORTED_ENCODERS_DIR
+
     llm = model.llm.merge_and_unload() if model.model_config.lora is not None else model.llm
+    # Each tuned encoder merged: served as a plain frozen checkpoint, so every backend's Featurizer loads it.
+    tuned = {m: (enc.merged(), enc.encoder.processor) for m, enc in model.encoders.items()}
+    encoders = {m: dataclasses.replace(e, model=f"{EXPORTED_ENCODERS_DIR}/{m}", train=EncoderTraining()) if m in tuned else e
+                for m, e in model.model_config.encoders.items()}
     # The EmotionLM is ours alone here: rewire it to the merged LLM so save_model writes the new config.
     model.llm = llm
-    model.model_config = dataclasses.replace(model.model_config, llm=LLM_DIR, lora=None)
+    model.encoders.clear()
+    model.model_config = dataclasses.replace(model.model_config, llm=LLM_DIR, lora=None, encoders=encoders)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with replace_dir(out_dir) as staging:
         with quiet_hf_progress():
             llm.save_pretrained(str(staging / LLM_DIR))
+            for m, (encoder, encoder_processor) in tuned.items():
+                encoder.save_pretrained(str(staging / EXPORTED_ENCODERS_DIR / m))
+                encoder_processor.save_pretrained(str(staging / EXPORTED_ENCODERS_DIR / m))
         processor.tokenizer.save_pretrained(str(staging / LLM_DIR))
         save_model(model, processor, staging)
     return out_dir

@@ -85,7 +85,7 @@ class HFEngine(LiveMediaEngine):
         trust: UserTrust | None = None,
     ):
         self.model, self.processor = load_model(model_dir, trust=trust)
-        self._init_common(self.model.model_config, model_dir, max_batch_size, model_name)
+        self._init_common(self.model.model_config, model_dir, max_batch_size, model_name, tuned=self.model.tuned_encoders)
         self.device = torch.device(device)
         self.model.to(self.device)
         self.eos_ids = eos_token_ids(self.processor, getattr(self.model.llm.generation_config, "eos_token_id", None))

@@ -30,11 +30,13 @@ class LiveMediaEngine:
     processor: EmotionProcessor
     eos_ids: list[int]
 
-    def _init_common(self, config: ModelConfig, model_dir: str | Path, max_batch_size: int, model_name: str | None) -> None:
+    def _init_common(self, config: ModelConfig, model_dir: str | Path, max_batch_size: int, model_name: str | None,
+                     tuned: dict | None = None) -> None:
+        """tuned: the model's LoRA-tuned encoders (EmotionLM.tuned_encoders), which the Featurizer must run."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
         self.modalities = config.modalities
-        self.featurizer = Featurizer(config.encoders, config.media)
+        self.featurizer = Featurizer(config.encoders, config.media, tuned=tuned)
         # Every encoder and the face detector load now: a model whose encoder cannot load fails at start-up
         # (EncoderLoadError), never as a 500 on each request after /health said ok.
         self.featurizer.load_all()
