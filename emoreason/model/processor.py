@@ -80,6 +80,8 @@ class EmotionProcessor:
     ):
         """count_tokens(modality, num_feature_tokens) -> positions its projector emits; prompt: the recipe's
         template for the first user turn (None: our placeholders, as the conversation writes them)."""
+        if prompt is not None and prompt.chat_template is not None:
+            tokenizer.chat_template = prompt.chat_template  # the recipe's turn format; saved with the tokenizer
         if tokenizer.chat_template is None:
             raise ValueError("the LLM's tokenizer has no chat template; emoreason builds prompts with it")
         self.tokenizer = tokenizer

@@ -9,8 +9,9 @@ user turn, required), `{subtitle}` (the `subtitle` line filled with the sample's
 has none) and `{task}` (the tag of the sample's instruction task in `tasks`, else `default_task`). Literal
 braces are written `{{` and `}}`, as in Python's str.format.
 
-The template is the first user turn's content; the LLM's chat template still wraps the turns (the
-recipe's LLM supplies Llama-2's `[INST]` or Qwen's `<|im_start|>`).
+The template is the first user turn's content; the LLM's chat template wraps the turns (Llama-2's `[INST]`),
+unless the recipe gives its own turn format as `chat_template` (Video-LLaMA's and AffectGPT's
+`###Human: ... ###Assistant: ...###`), which then replaces the tokenizer's and is saved with it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class PromptTemplate:
     recipe writes in `{task}` (Emotion-LLaMA: emotion, reason, reason_v2)."""
     default_task: str | None = None
     """Tag for a sample with no task recorded (chat, serving) or one missing from `tasks`."""
+    chat_template: str | None = None
+    """A Jinja chat template replacing the LLM tokenizer's (the recipe's own turn format); null keeps the LLM's.
+    It must render conversations prefix by prefix (each answer follows its prompt), as the processor checks."""
 
     def __post_init__(self) -> None:
         check(isinstance(self.template, str) and self.template.strip() != "", "template", "a non-empty string", self.template)
@@ -64,6 +68,8 @@ class PromptTemplate:
         if "task" in slots:
             check(self.default_task is not None, "default_task",
                   "a tag for samples without a task (the template has a {task} slot)")
+        check(self.chat_template is None or (isinstance(self.chat_template, str) and "messages" in self.chat_template),
+              "chat_template", "null or a Jinja template over `messages`", self.chat_template)
         for task, tag in self.tasks.items():
             check(isinstance(tag, str) and tag != "", f"tasks.{task}", "a non-empty tag string", tag)
 
