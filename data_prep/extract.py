@@ -35,7 +35,7 @@ class SampleResult:
 
 
 def prep_featurizer(cfg: PrepConfig, samples_dir: str | Path) -> Featurizer:
-    return Featurizer(cfg.encoders, cfg.media, cache=FeatureCache(cfg.feature_cache or Path(samples_dir) / "features"))
+    return Featurizer(cfg.cached_encoders, cfg.media, cache=FeatureCache(cfg.feature_cache or Path(samples_dir) / "features"))
 
 
 class SampleExtractor:
@@ -66,7 +66,8 @@ class SampleExtractor:
             for m, t in result.features.items()
         }
         failed_required = any(i.modality in self.cfg.required_modalities for i in issues)
-        if not refs or failed_required:
+        # With every encoder tuned (skipped here) a sample has no features to cache and is still usable.
+        if (not refs and self.featurizer.modalities) or failed_required:
             return SampleResult(sample.id, "failed", issues, frames_decoded=result.frames_decoded)
         faces = result.faces if result.faces is not None else sample.faces
         out = sample.model_copy(update={"features": refs, "faces": faces, "data_root": str(root.resolve())})

@@ -38,17 +38,21 @@ class PrepConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    @property
+    def cached_encoders(self) -> dict[str, EncoderConfig]:
+        """The encoders prep runs. A `train.mode: lora` encoder is skipped: its features change every training
+        step, so training computes them from the media itself and reads no cache for it (emoreason.encoders.tuned);
+        prep still records its settings in featurizer.json, from which training takes them."""
+        return {m: e for m, e in self.encoders.items() if not e.train.trainable}
+
     def __post_init__(self) -> None:
         check(bool(self.encoders), "encoders", f"at least one encoder, keyed by modality among {list(MODALITIES)}")
         for modality in self.encoders:
             check(modality in MODALITIES, f"encoders.{modality}", f"a modality among {list(MODALITIES)}", modality)
-            # Prep caches fixed features; a lora encoder's change every training step, so training computes
-            # them from the media itself and never reads a cache for it (emoreason.encoders.tuned).
-            check(not self.encoders[modality].train.trainable, f"encoders.{modality}.train.mode",
-                  "frozen in a prep config (a lora encoder's features are computed in training, not cached)",
-                  self.encoders[modality].train.mode)
         for modality in self.required_modalities:
             check(modality in self.encoders, "required_modalities", f"modalities that have an encoder ({sorted(self.encoders)})", modality)
+            check(modality in self.cached_encoders, "required_modalities",
+                  f"modalities prep computes; {modality}'s encoder is tuned with LoRA (train.mode lora), which prep skips", modality)
         check(self.engine in ("local", "ray"), "engine", "'local' or 'ray'", self.engine)
         check(self.workers >= 1, "workers", "an integer >= 1", self.workers)
         check(self.threads_per_worker is None or self.threads_per_worker >= 1, "threads_per_worker", "null or an integer >= 1", self.threads_per_worker)

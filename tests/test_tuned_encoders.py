@@ -154,8 +154,8 @@ def test_lora_is_refused_where_it_cannot_apply():
         config_from_dict(EncoderConfig, {"model": "x", "train": {"mode": "full"}})
     with pytest.raises(ConfigError, match=r"lora_targets.*unset unless mode is lora"):
         config_from_dict(EncoderConfig, {"model": "x", "train": {"lora_targets": ["query"]}})
-    with pytest.raises(ConfigError, match=r"encoders.face.train.mode.*frozen in a prep config"):
-        config_from_dict(PrepConfig, {"input": "x.jsonl", "output_dir": "out",
+    with pytest.raises(ConfigError, match=r"required_modalities.*tuned with LoRA.*prep skips"):
+        config_from_dict(PrepConfig, {"input": "x.jsonl", "output_dir": "out", "required_modalities": ["face"],
                                       "encoders": {"face": {"model": "x", "train": {"mode": "lora"}}}})
     from emoreason.model.config import ModelConfig
 
@@ -185,3 +185,35 @@ def test_untuned_modalities_keep_the_frozen_encoder_path(workspace):
     with pytest.raises(EncoderLoadError, match=r"encoders.face.train.mode"):
         featurizer.load_all()  # the checkpoint alone would silently give the untuned features
     assert dataclasses.replace(tuned_cfg, train=EncoderTraining()).settings_fingerprint() == tuned_cfg.settings_fingerprint()
+
+
+def test_prep_skips_the_tuned_encoder_and_training_computes_it_from_the_media(workspace):
+    """Prep caches the frozen frame features only; training from its samples (feature_source cache) takes the
+    tuned face encoder from featurizer.json and gets its images from the media, not from any cache."""
+    from emoreason.config import load_config
+    from emoreason.data_prep.instructions import build_conversations
+    from emoreason.data_prep.prep_config import PrepConfig
+    from emoreason.data_prep.runner import run_prep
+    from emoreason.features.contract import read_contract
+    from emoreason.schema import load_samples, write_samples
+    from emoreason.train.config import load_train_config
+    from emoreason.train.run import setup
+
+    root, encoders = workspace["root"], workspace["encoders"]
+    prep = root / "prep"
+    run_prep(load_config(PrepConfig, None, [
+        f"input={workspace['train'].parent / 'samples.jsonl'}", f"output_dir={prep}", "media.video.num_frames=2",
+        "media.faces.size=64", f"encoders.frame.model={encoders['frame']}", "encoders.frame.pooling=mean",
+        f"encoders.face.model={encoders['face']}", "encoders.face.pooling=none", f"encoders.face.train={FACE_LORA}".replace("'", ""),
+    ]))
+    prepped = load_samples(prep / "samples.jsonl")
+    assert prepped and all(set(s.features) == {"frame"} for s in prepped)
+    assert read_contract(prep / "samples.jsonl").settings.encoders["face"].train.mode == "lora"
+    write_samples(prep / "train.jsonl", build_conversations(prepped, "recognition", modalities=["face", "frame"], seed=0,
+                                                            labels=["happy", "sad"]))
+    cfg = load_train_config(None, [f"model.llm={workspace['llm']}", "stage=instruct", f"data.train={prep / 'train.jsonl'}",
+                                   f"optim.output_dir={root / 'run_cached'}", "optim.use_cpu=true", "model.lora.r=4"])
+    assert cfg.model.encoders["face"].train.mode == "lora"
+    run = setup(cfg)
+    item = run.train_dataset[0]
+    assert set(item["features"]) == {"frame"} and set(item["encoder_inputs"]) == {"face"}

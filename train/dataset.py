@@ -22,7 +22,7 @@ import torch
 from emoreason.encoders.config import EncoderConfig
 from emoreason.features.cache import check_feature_refs
 from emoreason.features.featurizer import Featurizer, sample_files
-from emoreason.model.features import cached_features, feature_lengths, live_features
+from emoreason.model.features import cached_features, feature_lengths, live_features, training_inputs
 from emoreason.model.processor import EmotionProcessor
 from emoreason.schema import Sample, SchemaError, iter_samples
 
@@ -173,21 +173,13 @@ class EmotionDataset(torch.utils.data.Dataset):
     def training_inputs(self, sample: Sample) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(features of the frozen encoders, modality -> images [n, 3, H, W] for each tuned encoder).
 
-        The tuned encoders' inputs come from the same Featurizer.decode as live features, then the
-        encoder's image processor: its forward pass (with grad) is the model's.
+        emoreason.model.features.training_inputs: the tuned encoders' forward pass (with grad) is the model's.
         """
         if not self.tuned:
             return self.features(sample), {}
         files = sample_files(sample, sample.media_root(self.data_root, self.samples_dir))
-        if self.feature_source == "cache":
-            features = cached_features(sample, self.samples_dir, self.cached_modalities)
-            decoded = self.live.decode(files, list(self.tuned), sample.id, sample.landmarks)
-        else:
-            decoded = self.live.decode(files, self.modalities, sample.id, sample.landmarks)
-            frozen = [m for m in decoded.pending if m not in self.tuned]
-            features = dict(self.live.encode(decoded, frozen).features)
-        images = {m: self.tuned[m].pixel_values(decoded.pending[m]) for m in self.tuned if m in decoded.pending}
-        return features, images
+        cached = cached_features(sample, self.samples_dir, self.cached_modalities) if self.feature_source == "cache" else None
+        return training_inputs(self.live, files, self.modalities, sample.id, sample.landmarks, cached)
 
     def _drop_modalities(self, index: int, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.modality_dropout <= 0 or len(features) < 2:

@@ -30,6 +30,28 @@ def live_features(
     return featurized.features, featurized
 
 
+def training_inputs(
+    featurizer: Featurizer, files, modalities: Sequence[str], sample_id: str | None = None, landmarks=None,
+    cached: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(modality -> [t, d] fp16 of the frozen encoders, modality -> images [n, 3, H, W] for each tuned one).
+
+    A tuned encoder (featurizer.tuned, emoreason.encoders.tuned) gets its images from the same
+    Featurizer.decode as live features, then its image processor; its forward pass, with grad, is the
+    model's (EmotionLM.encode_media). cached: the frozen modalities' features already read from the
+    cache (only the tuned ones are decoded then); None computes them live here.
+    """
+    tuned = [m for m in modalities if m in featurizer.tuned]
+    if cached is not None:
+        features = dict(cached)
+        decoded = featurizer.decode(files, tuned, sample_id, landmarks)
+    else:
+        decoded = featurizer.decode(files, list(modalities), sample_id, landmarks)
+        features = dict(featurizer.encode(decoded, [m for m in decoded.pending if m not in tuned]).features)
+    images = {m: featurizer.tuned[m].pixel_values(decoded.pending[m]) for m in tuned if m in decoded.pending}
+    return features, images
+
+
 def feature_lengths(sample: Sample, modalities: Sequence[str]) -> dict[str, int]:
     """Token count per modality from the references alone, without reading any tensor."""
     return {m: ref.shape[0] for m, ref in sample.features.items() if m in modalities}
