@@ -106,7 +106,7 @@ def clip_batch(entry, clips, answer: str | None = "happy"):
     """A training batch of the clips (features, tokens, labels) as the dataset and collator build it."""
     from emoreason.model.features import training_inputs
     from emoreason.train.collator import EmotionCollator
-    from emoreason.train.dataset import prompt_fields
+    from emoreason.model.prompt_template import sample_prompt_fields
 
     items = []
     modalities = entry["configs"].train.model.modalities
@@ -117,7 +117,7 @@ def clip_batch(entry, clips, answer: str | None = "happy"):
         turns = [{"role": "user", "content": QUESTION}] + ([{"role": "assistant", "content": answer}] if answer else [])
         counts = {m: f.shape[0] for m, f in features.items()}
         counts |= {m: entry["featurizer"].tuned[m].num_tokens(x) for m, x in images.items()}
-        encoded = entry["processor"].encode(turns, counts, generation_prompt=answer is None, fields=prompt_fields(sample))
+        encoded = entry["processor"].encode(turns, counts, generation_prompt=answer is None, fields=sample_prompt_fields(sample))
         items.append({"input_ids": encoded.input_ids, "media_ids": encoded.media_ids, "labels": encoded.labels,
                       "features": features, "encoder_inputs": images})
     return EmotionCollator(entry["processor"].pad_id)(items)
@@ -136,6 +136,7 @@ def test_twin_hf_and_vllm_answer_alike(recipe, tiny_llm_dir, tmp_path_factory, t
     from safetensors.torch import load_file
 
     from emoreason.model.loading import save_model
+    from emoreason.model.prompt_template import sample_prompt_fields
     from emoreason.serving.engine import GenerationRequest, MediaInput
     from emoreason.serving.export import export_model
     from emoreason.serving.hf_engine import HFEngine
@@ -146,7 +147,7 @@ def test_twin_hf_and_vllm_answer_alike(recipe, tiny_llm_dir, tmp_path_factory, t
     merged, shared = load_file(str(exported / "llm" / "model.safetensors")), shared_vllm.llm_weights
     assert merged.keys() == shared.keys() and all(torch.equal(merged[k], shared[k]) for k in merged)
     requests = [GenerationRequest(messages=[{"role": "user", "content": QUESTION}], media=[MediaInput("video", path)],
-                                  max_tokens=8) for _, path in twin_clips]
+                                  max_tokens=8, prompt_fields=sample_prompt_fields(sample)) for sample, path in twin_clips]
     hf = HFEngine(exported, max_batch_size=2).generate(requests)
     vllm = shared_vllm.serving(exported).generate(requests)
     assert [c.text for c in vllm] == [c.text for c in hf]

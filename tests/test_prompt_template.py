@@ -132,3 +132,14 @@ def test_prefusion_needs_a_fusion_slot():
                     projectors={"audio": ProjectorConfig(), "face": ProjectorConfig()},
                     prefusion=PrefusionConfig(enabled=True, modalities=["audio", "face"]),
                     prompt=PromptTemplate("{audio} {face} {instruction}"))
+
+
+def test_infer_requests_carry_the_samples_subtitle_and_task(tmp_path):
+    from emoreason.schema import Sample
+    from emoreason.serving.infer import sample_request
+
+    sample = Sample(id="a", subtitle="I did it!", source={"instruction": {"task": "cot"}},
+                    conversations=[{"role": "user", "content": "Why?"}, {"role": "assistant", "content": "happy"}])
+    request = sample_request(sample, ["happy"], ["audio"], tmp_path, max_tokens=4)
+    assert request.prompt_fields == {"subtitle": "I did it!", "task": "cot"}
+    assert request.messages == [{"role": "user", "content": "Why?"}]

@@ -110,6 +110,11 @@ class TrainConfig:
         check(self.stage in STAGES, "stage", f"one of {list(STAGES)}", self.stage)
         if self.stage == "grpo":
             check(self.init_from is not None, "init_from", "a supervised model directory (stage grpo starts from one)")
+            for m, enc in self.model.encoders.items():
+                # GRPO's rollouts read prep's cached features (train/grpo_data.py); a tuned encoder has none.
+                check(not enc.train.trainable, f"model.encoders.{m}.train.mode",
+                      "frozen for stage grpo, which reads cached features (export the model to merge the encoder's LoRA, "
+                      "prep with the merged encoder, and start GRPO from the export)", enc.train.mode)
             self.grpo = self.grpo or GRPOSettings()
         else:
             check(self.grpo is None, "grpo", f"no grpo block for stage {self.stage!r} (it is read by stage grpo only)")

@@ -24,6 +24,7 @@ from emoreason.features.cache import check_feature_refs
 from emoreason.features.featurizer import Featurizer, sample_files
 from emoreason.model.features import cached_features, feature_lengths, live_features, training_inputs
 from emoreason.model.processor import EmotionProcessor
+from emoreason.model.prompt_template import sample_prompt_fields
 from emoreason.schema import Sample, SchemaError, iter_samples
 
 
@@ -148,7 +149,7 @@ class EmotionDataset(torch.utils.data.Dataset):
             self.skipped.append(SkippedSample(sample.id, f"no cached features for {self.modalities} (run `emoreason prep`)"))
             return None
         try:
-            return len(self.processor.encode(sample.conversations, self._lengths(sample), fields=prompt_fields(sample)))
+            return len(self.processor.encode(sample.conversations, self._lengths(sample), fields=sample_prompt_fields(sample)))
         except ValueError as exc:
             self.skipped.append(SkippedSample(sample.id, str(exc)))
             return None
@@ -198,7 +199,7 @@ class EmotionDataset(torch.utils.data.Dataset):
         features = {m: f for m, f in features.items() if m in kept}
         images = {m: x for m, x in images.items() if m in kept}
         counts = {m: f.shape[0] for m, f in features.items()} | {m: self.tuned[m].num_tokens(x) for m, x in images.items()}
-        encoded = self.processor.encode(sample.conversations, counts, fields=prompt_fields(sample))
+        encoded = self.processor.encode(sample.conversations, counts, fields=sample_prompt_fields(sample))
         return {
             "sample_id": sample.id,
             "input_ids": encoded.input_ids,
@@ -207,10 +208,3 @@ class EmotionDataset(torch.utils.data.Dataset):
             "features": features,
             "encoder_inputs": images,
         }
-
-
-def prompt_fields(sample: Sample) -> dict[str, str | None]:
-    """A prompt template's text slots for `sample`: its subtitle and the task `emoreason instruct` recorded."""
-    instruction = sample.source.get("instruction")
-    task = instruction.get("task") if isinstance(instruction, dict) else None
-    return {"subtitle": sample.subtitle, "task": task if isinstance(task, str) else None}

@@ -97,3 +97,10 @@ class PromptTemplate:
 
 def raise_config(key: str, expected: str) -> None:
     check(False, key, expected)
+
+
+def sample_prompt_fields(sample) -> dict[str, str | None]:
+    """The text slots of a schema Sample: its subtitle, and the task `emoreason instruct` recorded in its source."""
+    instruction = sample.source.get("instruction")
+    task = instruction.get("task") if isinstance(instruction, dict) else None
+    return {"subtitle": sample.subtitle, "task": task if isinstance(task, str) else None}

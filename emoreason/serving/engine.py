@@ -47,6 +47,8 @@ class GenerationRequest:
     """0 means greedy."""
     top_p: float = 1.0
     seed: int | None = None
+    prompt_fields: dict[str, str | None] | None = None
+    """The sample's `subtitle` and instruct `task`, for a recipe's prompt template (model.prompt); None: neither."""
 
 
 @dataclasses.dataclass

@@ -72,6 +72,7 @@ def sample_request(
     """A greedy request for the sample; its media resolved against data_root (the run's --data-root), else the
     data root prep recorded in the sample, else fallback_root (the input file's folder)."""
     from emoreason.model.generation import prompt_turns
+    from emoreason.model.prompt_template import sample_prompt_fields
 
     if sample.conversations:
         messages = [{"role": t.role, "content": t.content} for t in prompt_turns(sample.conversations)]
@@ -79,7 +80,8 @@ def sample_request(
         messages = [{"role": "user", "content": default_prompt(sample, labels, modalities)}]
     root = sample.media_root(data_root, fallback_root)
     media = [MediaInput(kind, sample.media_path(kind, root)) for kind in MEDIA_KINDS if getattr(sample.media, kind)]
-    return GenerationRequest(messages=messages, media=media, max_tokens=max_tokens, temperature=0.0)
+    return GenerationRequest(messages=messages, media=media, max_tokens=max_tokens, temperature=0.0,
+                             prompt_fields=sample_prompt_fields(sample))
 
 
 def prepare_sample(

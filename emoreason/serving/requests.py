@@ -64,7 +64,8 @@ def check_request(request: GenerationRequest) -> None:
 
 def _encode(processor: EmotionProcessor, request: GenerationRequest, features: dict[str, torch.Tensor]) -> EncodedConversation:
     # ValueError when the conversation has nowhere to put the media or runs over max_length.
-    return processor.encode(request.messages, {m: f.shape[0] for m, f in features.items()}, generation_prompt=True)
+    return processor.encode(request.messages, {m: f.shape[0] for m, f in features.items()}, generation_prompt=True,
+                            fields=request.prompt_fields)
 
 
 def prepare_request(
