@@ -158,10 +158,15 @@ def test_lora_is_refused_where_it_cannot_apply():
         config_from_dict(PrepConfig, {"input": "x.jsonl", "output_dir": "out", "required_modalities": ["face"],
                                       "encoders": {"face": {"model": "x", "train": {"mode": "lora"}}}})
     from emoreason.model.config import ModelConfig
+    from emoreason.train.config import TrainConfig
 
     with pytest.raises(ConfigError, match=r"encoders.video.train.mode.*image encoders"):
         config_from_dict(ModelConfig, {"llm": "x", "encoders": {"video": {"model": "x", "train": {"mode": "lora"}}},
                                        "projectors": {"video": {"kind": "mlp"}}})
+    tuned_model = {"llm": "x", "encoders": {"face": {"model": "x", "train": {"mode": "lora"}}}, "projectors": {"face": {}}}
+    with pytest.raises(ConfigError, match=r"model.encoders.face.train.mode.*frozen for stage grpo"):
+        config_from_dict(TrainConfig, {"stage": "grpo", "init_from": "m", "model": tuned_model, "data": {"train": "x"},
+                                       "optim": {"output_dir": "o"}})
 
 
 def test_tokens_per_image_matches_the_forward_pass(workspace):
