@@ -128,3 +128,53 @@ def test_build_face_detector_loads_a_plugin_class():
 def test_build_face_detector_rejects_bad_names(name, message):
     with pytest.raises(ValueError, match=message):
         build_face_detector(name)
+
+
+class CountingDetector(FaceDetector):
+    """One box per frame, shifted by the frame's brightness, so carried boxes are told apart from detected ones."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> list[Box]:
+        self.calls += 1
+        return [Box(float(frame[0, 0, 0]), 0, 20, 20, 1.0)]
+
+
+def test_detect_every_k_carries_the_last_detection():
+    from emoreason.media.faces import main_face_boxes
+
+    frames = np.stack([np.full((40, 40, 3), i, dtype=np.uint8) for i in range(7)])  # [7, 40, 40, 3]
+    detector = CountingDetector()
+    boxes = main_face_boxes(frames, detector, every=3)
+    assert detector.calls == 3  # frames 0, 3, 6
+    assert [b.x for b in boxes] == [0, 0, 0, 3, 3, 3, 6]
+    with pytest.raises(ValueError, match="every >= 1"):
+        main_face_boxes(frames, detector, every=0)
+
+
+def test_detection_on_a_downscaled_copy_finds_the_face_in_frame_pixels(haar):
+    from emoreason.media.faces import detect_main_face
+
+    rng = np.random.default_rng(3)
+    layout = sample_layout(rng, 160, 160)
+    frame = render_face(STYLES["happy"].face, rng, layout=layout)  # [160, 160, 3]
+    full, small = detect_main_face(frame, haar), detect_main_face(frame, haar, short_side=96)
+    assert full is not None and small is not None
+    # Boxes come back in the full frame's pixels; scripts/bench_faces.py measures how far they move (<= 11 px).
+    assert small.x <= layout.cx <= small.x + small.w and small.y <= layout.cy <= small.y + small.h
+    assert abs(small.w - full.w) < 0.25 * full.w
+    assert detect_main_face(frame, haar, short_side=400) == full  # never upscaled
+
+
+def test_cheaper_detection_settings_key_the_cache_only_when_set():
+    from emoreason.config import ConfigError
+    from emoreason.features.media_config import FaceCropConfig
+
+    default = FaceCropConfig()
+    assert set(default.key_settings()) == {"detector", "detector_args", "margin", "size"}  # the keys of older caches
+    assert FaceCropConfig(detect_every=2).key_settings()["detect_every"] == 2
+    assert FaceCropConfig(detect_short_side=80).key_settings()["detect_short_side"] == 80
+    for fields, key in (({"detect_every": 0}, "detect_every"), ({"detect_short_side": 8}, "detect_short_side")):
+        with pytest.raises(ConfigError, match=f"key '{key}'"):
+            FaceCropConfig(**fields)

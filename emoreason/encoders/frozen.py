@@ -79,14 +79,32 @@ class FrozenEncoder:
 
     def encode_audio(self, wave: np.ndarray) -> torch.Tensor:
         """[n] float32 mono 16 kHz waveform -> [k, d] (k = frames for pooling "none")."""
+        return self.encode_audios([wave])[0]
+
+    def encode_audios(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        """`encode_audio` of several waveforms. HuBERT/wav2vec2 waveforms of one length share a forward pass
+        (up to batch_size at a time); others run alone: stacking unequal ones would need padding, which moves
+        the group-norm statistics of the conv stack, and Whisper pads every piece to 30 s already."""
         self._require(("waveform", "whisper"), "encode_audio")
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1 or wave.size == 0:
-            raise ValueError(f"encode_audio: expected a non-empty 1-D waveform, got shape {wave.shape}")
+        waves = [np.asarray(w, dtype=np.float32) for w in waves]
+        for wave in waves:
+            if wave.ndim != 1 or wave.size == 0:
+                raise ValueError(f"encode_audio: expected a non-empty 1-D waveform, got shape {wave.shape}")
+        feats: list[torch.Tensor | None] = [None] * len(waves)
+        by_length: dict[int, list[int]] = {}
+        for i, wave in enumerate(waves):
+            by_length.setdefault(-1 - i if self.family == "whisper" else wave.size, []).append(i)
         with torch.inference_mode():
-            hidden = self._whisper_hidden(wave) if self.family == "whisper" else self._waveform_hidden(wave)
-            feats = self._pool(hidden)[0]  # [1, t, d] -> [k, d]
-        return feats.clone()
+            for rows in by_length.values():
+                for start in range(0, len(rows), self.cfg.batch_size):
+                    chunk = rows[start:start + self.cfg.batch_size]
+                    if self.family == "whisper":
+                        hidden = self._whisper_hidden(waves[chunk[0]])  # [1, t, d]
+                    else:
+                        hidden = self._waveform_hidden(np.stack([waves[i] for i in chunk]))  # [b, t, d]
+                    for i, pooled in zip(chunk, self._pool(hidden)):  # [b, k, d]
+                        feats[i] = pooled.clone()  # outside inference mode: trainable inputs
+        return feats
 
     def encode_images(self, images: np.ndarray) -> torch.Tensor:
         """[n, h, w, 3] uint8 RGB -> [n, k, d], pooled per image."""
@@ -157,9 +175,19 @@ class FrozenEncoder:
 
     def encode_video(self, frames: np.ndarray) -> torch.Tensor:
         """[n, h, w, 3] uint8 RGB frames -> [clips * k, d], clips of the model's num_frames in order."""
+        return self.encode_videos([frames])[0]
+
+    def encode_videos(self, videos: list[np.ndarray]) -> list[torch.Tensor]:
+        """`encode_video` of several frame sequences, their clips batched together (the processor resizes
+        every frame to the model's size, so clips of any resolution stack without padding)."""
         self._require(("video",), "encode_video")
-        frames = _check_frames(frames, "encode_video")
-        clips = frames[clip_indices(len(frames), self._backbone.config.num_frames)]  # [c, T, h, w, 3]
+        clips: list[np.ndarray] = []  # [T, h, w, 3] each, every video's clips in order
+        counts: list[int] = []
+        for frames in videos:
+            frames = _check_frames(frames, "encode_video")
+            cut = frames[clip_indices(len(frames), self._backbone.config.num_frames)]  # [c, T, h, w, 3]
+            clips.extend(cut)
+            counts.append(len(cut))
         pooled = []
         with torch.inference_mode():
             for start in range(0, len(clips), self.cfg.batch_size):
@@ -167,8 +195,8 @@ class FrozenEncoder:
                 pixels = self.processor(batch, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
                 hidden = self._hidden(pixel_values=pixels.to(self.device, self._model.dtype))  # [b, t, d]
                 pooled.append(self._pool(hidden))  # [b, k, d]
-            feats = torch.cat(pooled).flatten(0, 1)  # [c, k, d] -> [c * k, d]
-        return feats.clone()
+            feats = torch.cat(pooled)  # [sum c, k, d]
+        return [part.flatten(0, 1).clone() for part in feats.split(counts)]  # [c * k, d] each
 
     def _select_backbone(self) -> torch.nn.Module:
         return select_backbone(self._model, self.model_type)
@@ -203,12 +231,13 @@ class FrozenEncoder:
         pooled = pool_tokens(hidden.float(), pooling)
         return pooled.cpu() if to_cpu else pooled
 
-    def _waveform_hidden(self, wave: np.ndarray) -> torch.Tensor:
-        """HuBERT / wav2vec2: [n] -> [1, t, d], one frame per conv-stack stride (20 ms for the base models)."""
-        if _conv_frames(wave.size, self._backbone.config) < 1:
-            raise ValueError(f"encode_audio: {wave.size} samples is shorter than one frame of {self.cfg.model}")
-        values = self.processor(wave, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt")["input_values"]
-        return self._hidden(input_values=values.to(self.device, self._model.dtype))  # [1, n] -> [1, t, d]
+    def _waveform_hidden(self, waves: np.ndarray) -> torch.Tensor:
+        """HuBERT / wav2vec2: [b, n] -> [b, t, d], one frame per conv-stack stride (20 ms for the base models)."""
+        if _conv_frames(waves.shape[1], self._backbone.config) < 1:
+            raise ValueError(f"encode_audio: {waves.shape[1]} samples is shorter than one frame of {self.cfg.model}")
+        # One waveform per row: the processor normalises each on its own, as it does a single one.
+        values = self.processor(list(waves), sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt")["input_values"]
+        return self._hidden(input_values=values.to(self.device, self._model.dtype))  # [b, n] -> [b, t, d]
 
     def _whisper_hidden(self, wave: np.ndarray) -> torch.Tensor:
         """Whisper encoder: [n] -> [1, t, d], over 30 s chunks with each chunk's padding frames dropped."""

@@ -206,7 +206,7 @@ class Featurizer:
         else:
             settings["frames"] = dataclasses.asdict(self.media.video)
         if modality == "face" or self.encoders[modality].model == LANDMARK_DETECTOR:
-            settings["faces"] = dataclasses.asdict(self.media.faces)
+            settings["faces"] = self.media.faces.key_settings()
         return settings
 
     def _weights_config(self, modality: str) -> EncoderConfig:
@@ -295,34 +295,71 @@ class Featurizer:
         """The encoder half of `featurize`: runs the encoders on `decoded`'s pending inputs, rounds to fp16 and
         fills the cache. modalities: only these (one encoder's process in a scale-out engine); the rest stay
         pending for a later call. Returns the result, complete once nothing is pending."""
-        out = decoded.result
-        ready = [m for m in decoded.pending if modalities is None or m in modalities]
-        frame_modalities = [m for m in ready if MODALITY_SPECS[m].encoder_input == "frames"]
-        computed: dict[str, torch.Tensor] = {}
-        for m in ready:
-            source = MODALITY_SPECS[m].encoder_input
-            if m in computed:
-                continue
-            if m == "audio":
-                computed[m] = self.encoder(m).encode_audio(decoded.pending[m])  # [t, d]
-            elif source == "face_crops":
-                computed[m] = self.encoder(m).encode_images(decoded.pending[m]).flatten(0, 1)  # [k * tokens, d]
-            elif source == "clips":
-                computed[m] = self.encoder(m).encode_video(decoded.pending[m])  # [t, d]
-            elif source == "landmarks":
-                computed[m] = self.encoder(m).encode_landmarks(decoded.pending[m])  # [k, 136]
-            else:
-                computed |= self._frame_outputs(m, frame_modalities, decoded.pending[m])
-        for m, tensor in computed.items():
-            del decoded.pending[m]
-            tensor = tensor.to(torch.float16)  # the cache's precision, so live and cached inputs are equal
-            out.features[m] = tensor
-            if self.cache is not None:
-                metadata = {"id": decoded.sample_id or ""}
-                if m == "face" and out.faces is not None:
-                    metadata["face_record"] = out.faces.model_dump_json()
-                self.cache.put(m, out.cache_keys[m], tensor, metadata)
-        return out
+        return self.encode_many([decoded], modalities)[0]
+
+    def encode_many(self, batch: Sequence[Decoded], modalities: Sequence[str] | None = None) -> list[Featurized]:
+        """`encode` of several samples, each encoder called once for all of them (serving's media stage batches
+        concurrent requests this way): the samples' inputs to one forward pass are stacked, run, and split back.
+        With one sample this is `encode`. Nothing is padded: crops, frames and clips are resized to the model's
+        input size by its processor, and waveforms are stacked only with waveforms of the same length."""
+        steps: dict[tuple, list[tuple[int, list[str]]]] = {}  # one encoder call -> (sample, modalities it yields)
+        for i, decoded in enumerate(batch):
+            ready = [m for m in decoded.pending if modalities is None or m in modalities]
+            frame_modalities = [m for m in ready if MODALITY_SPECS[m].encoder_input == "frames"]
+            covered: set[str] = set()
+            for m in ready:
+                if m in covered:
+                    continue
+                group = [m]
+                if MODALITY_SPECS[m].encoder_input == "frames":
+                    group = [g for g in self._forward_group(m) if g in frame_modalities]
+                covered |= set(group)
+                steps.setdefault((m, tuple(group)), []).append((i, group))
+        computed: list[dict[str, torch.Tensor]] = [{} for _ in batch]
+        for (m, group), members in steps.items():
+            inputs = [batch[i].pending[m] for i, _ in members]
+            for (i, _), outputs in zip(members, self._encode_step(m, list(group), inputs)):
+                computed[i] |= outputs
+        for decoded, tensors in zip(batch, computed):
+            out = decoded.result
+            for m, tensor in tensors.items():
+                del decoded.pending[m]
+                tensor = tensor.to(torch.float16)  # the cache's precision, so live and cached inputs are equal
+                out.features[m] = tensor
+                if self.cache is not None:
+                    metadata = {"id": decoded.sample_id or ""}
+                    if m == "face" and out.faces is not None:
+                        metadata["face_record"] = out.faces.model_dump_json()
+                    self.cache.put(m, out.cache_keys[m], tensor, metadata)
+        return [d.result for d in batch]
+
+    def _encode_step(self, modality: str, group: list[str], inputs: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        """One encoder's work for several samples: per sample, modality -> its features ([t, d] before fp16)."""
+        source = MODALITY_SPECS[modality].encoder_input
+        encoder = self.encoder(modality)
+        if modality == "audio":
+            return [{modality: t} for t in encoder.encode_audios(inputs)]  # [t, d] each
+        if source == "clips":
+            return [{modality: t} for t in encoder.encode_videos(inputs)]  # [t, d] each
+        if source == "landmarks":
+            return [{modality: encoder.encode_landmarks(x)} for x in inputs]  # [k, 136] each
+        if source == "face_crops":
+            def run(images: np.ndarray) -> dict[str, torch.Tensor]:
+                return {modality: encoder.encode_images(images)}  # [n, k, d]
+        else:
+            def run(images: np.ndarray) -> dict[str, torch.Tensor]:
+                return self._frame_outputs(modality, group, images)  # name -> [n, k, d]
+        results: list[dict[str, torch.Tensor]] = [{} for _ in inputs]
+        by_shape: dict[tuple, list[int]] = {}
+        for i, images in enumerate(inputs):  # frames of one resolution stack into one array
+            by_shape.setdefault(images.shape[1:], []).append(i)
+        for rows in by_shape.values():
+            counts = [len(inputs[i]) for i in rows]
+            stacked = inputs[rows[0]] if len(rows) == 1 else np.concatenate([inputs[i] for i in rows])  # [sum n, h, w, 3]
+            for name, tensor in run(stacked).items():
+                for i, part in zip(rows, tensor.split(counts)):
+                    results[i][name] = part.flatten(0, 1)  # [n * k, d]
+        return results
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -410,15 +447,13 @@ class Featurizer:
                 inputs[m] = decoded.frames  # "clips" and "frames" read the frames themselves
         return inputs
 
-    def _frame_outputs(self, modality: str, modalities: list[str], frames: np.ndarray) -> dict[str, torch.Tensor]:
-        """`modality` and the wanted modalities sharing its forward pass: name -> [n * tokens, d]."""
-        group = [m for m in self._forward_group(modality) if m in modalities]
+    def _frame_outputs(self, modality: str, group: list[str], frames: np.ndarray) -> dict[str, torch.Tensor]:
+        """`modality` and the wanted modalities of `group` sharing its forward pass: name -> [n, tokens, d]."""
         if len(group) == 1 and (self.encoders[modality].output != "hidden" or self.encoders[modality].train.trainable):
             # encode_images is pixel_values + image_tokens, the two halves a tuned encoder's training runs.
-            return {modality: self.encoder(modality).encode_images(frames).flatten(0, 1)}
+            return {modality: self.encoder(modality).encode_images(frames)}
         poolings = {m: self.encoders[m].pooling for m in group}
-        outputs = self.encoder(modality).encode_image_outputs(frames, poolings)  # one forward, every pooling
-        return {m: tensor.flatten(0, 1) for m, tensor in outputs.items()}
+        return self.encoder(modality).encode_image_outputs(frames, poolings)  # one forward, every pooling
 
     def _annotated_landmarks(self, landmarks: Landmarks | None, decoded: Decoded) -> None:
         out = decoded.result
@@ -459,7 +494,8 @@ class Featurizer:
         from emoreason.media.faces import crop_main_faces
 
         faces = self.media.faces
-        crops, missing = crop_main_faces(decoded.frames, self.detector, faces.margin, faces.size)
+        crops, missing = crop_main_faces(decoded.frames, self.detector, faces.margin, faces.size, faces.detect_every,
+                                         faces.detect_short_side)
         out.faces = FaceRecord(frame_times=decoded.times, missing=missing)
         if len(crops) == 0:
             out.absent["face"] = Absence("face", "no_face", f"no face found in any of {len(decoded.times)} sampled frames", fault=False)

@@ -142,20 +142,46 @@ def crop_face(frame: np.ndarray, box: Box, margin: float, size: int) -> np.ndarr
     return cv2.resize(square, (size, size), interpolation=interpolation)  # [size, size, 3]
 
 
+def detect_main_face(frame: np.ndarray, detector: FaceDetector, short_side: int | None = None) -> Box | None:
+    """The main face of `frame`, in its own pixels; with `short_side`, detected on a copy whose shorter side has
+    that many pixels (Haar's cost grows with the pixel count) and the box scaled back."""
+    frame = _check_frame(frame)
+    scale = 1.0 if short_side is None else short_side / min(frame.shape[:2])
+    if scale >= 1.0:
+        return main_face(detector.detect(frame))
+    small = cv2.resize(frame, (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)  # [h', w', 3]
+    box = main_face(detector.detect(small))
+    if box is None:
+        return None
+    sx, sy = frame.shape[1] / small.shape[1], frame.shape[0] / small.shape[0]
+    return Box(box.x * sx, box.y * sy, box.w * sx, box.h * sy, box.score)
+
+
+def main_face_boxes(frames: np.ndarray, detector: FaceDetector, every: int = 1, short_side: int | None = None) -> list[Box | None]:
+    """The main face's box in each frame [n]: detected on frames 0, every, 2 * every, ... and carried to the
+    frames up to the next detection (a face moves little in the fraction of a second between sampled frames)."""
+    if every < 1:
+        raise ValueError(f"expected every >= 1, got {every}")
+    boxes: list[Box | None] = []
+    for i, frame in enumerate(frames):
+        boxes.append(detect_main_face(frame, detector, short_side) if i % every == 0 else boxes[i - 1])
+    return boxes
+
+
 def crop_main_faces(
-    frames: np.ndarray, detector: FaceDetector, margin: float, size: int
+    frames: np.ndarray, detector: FaceDetector, margin: float, size: int, every: int = 1, short_side: int | None = None
 ) -> tuple[np.ndarray, list[int]]:
     """One main-face crop per frame that has a face [k, size, size, 3], and the frames without one.
 
     A frame without a face is recorded in `missing`, not fatal: a speaker turning away for a
-    moment should not cost the whole clip.
+    moment should not cost the whole clip. `every` and `short_side`: see `main_face_boxes`.
     """
     if frames.ndim != 4:
         raise ValueError(f"expected frames [n, h, w, 3], got shape {frames.shape}")
     crops: list[np.ndarray] = []
     missing: list[int] = []
-    for i, frame in enumerate(frames):
-        box = main_face(detector.detect(frame))
+    for i, (frame, box) in enumerate(zip(frames, main_face_boxes(frames, detector, every, short_side))):
         if box is None:
             missing.append(i)
         else:

@@ -8,9 +8,13 @@ backbone are served through the same interface.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emoreason.model.trust import UserTrust
 from emoreason.serving.engine import BatchInferenceEngine
+
+if TYPE_CHECKING:
+    from emoreason.serving.media_stage import MediaStageConfig
 
 # backend -> what to install when its engine cannot be imported (the engine class comes from the model's kind)
 BACKENDS: dict[str, str] = {
@@ -24,9 +28,11 @@ class BackendError(RuntimeError):
 
 
 def load_engine(
-    backend: str, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, trust: UserTrust | None = None
+    backend: str, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, trust: UserTrust | None = None,
+    media_stage: MediaStageConfig | None = None,
 ) -> BatchInferenceEngine:
-    """The backend's engine on model_dir; trust: what the user allows beyond the directory's data."""
+    """The backend's engine on model_dir; trust: what the user allows beyond the directory's data; media_stage:
+    the projector model's concurrent media preparation (emoreason.serving.media_stage; None: its defaults)."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
     from emoreason.model_kinds import kind_of_dir
@@ -41,6 +47,8 @@ def load_engine(
     from emoreason.features.featurizer import EncoderLoadError
 
     try:
-        return engine_class(model_dir, device=device, max_batch_size=max_batch_size, trust=trust)
+        # A native backbone prepares its media with its own processor: the stage is the projector model's.
+        stage = {} if media_stage is None else {"media_stage": media_stage}
+        return engine_class(model_dir, device=device, max_batch_size=max_batch_size, trust=trust, **stage)
     except EncoderLoadError as exc:  # the model directory names an encoder that cannot load from here
         raise ConfigError(f"{model_dir}: {exc}") from None

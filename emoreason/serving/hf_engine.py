@@ -32,6 +32,7 @@ from emoreason.model.loading import load_model
 from emoreason.model.trust import UserTrust
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
+from emoreason.serving.media_stage import MediaStageConfig
 from emoreason.serving.engine import PreparedRequest
 
 
@@ -83,9 +84,11 @@ class HFEngine(LiveMediaEngine):
         max_batch_size: int = 8,
         model_name: str | None = None,
         trust: UserTrust | None = None,
+        media_stage: MediaStageConfig | None = None,
     ):
         self.model, self.processor = load_model(model_dir, trust=trust)
-        self._init_common(self.model.model_config, model_dir, max_batch_size, model_name, tuned=self.model.tuned_encoders)
+        self._init_common(self.model.model_config, model_dir, max_batch_size, model_name, tuned=self.model.tuned_encoders,
+                          media_stage=media_stage)
         self.device = torch.device(device)
         self.model.to(self.device)
         self.eos_ids = eos_token_ids(self.processor, getattr(self.model.llm.generation_config, "eos_token_id", None))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from emoreason.features.featurizer import Featurizer
@@ -10,6 +11,7 @@ from emoreason.model.config import ModelConfig
 from emoreason.model.processor import EmotionProcessor
 from emoreason.serving.engine import Completion, GenerationRequest, default_model_name
 from emoreason.serving.engine import PreparedRequest
+from emoreason.serving.media_stage import MediaStage, MediaStageConfig
 from emoreason.serving.requests import check_request, prepare_request
 
 
@@ -31,8 +33,10 @@ class LiveMediaEngine:
     eos_ids: list[int]
 
     def _init_common(self, config: ModelConfig, model_dir: str | Path, max_batch_size: int, model_name: str | None,
-                     tuned: dict | None = None) -> None:
-        """tuned: the model's LoRA-tuned encoders (EmotionLM.tuned_encoders), which the Featurizer must run."""
+                     tuned: dict | None = None, media_stage: MediaStageConfig | None = None) -> None:
+        """tuned: the model's LoRA-tuned encoders (EmotionLM.tuned_encoders), which the Featurizer must run;
+        media_stage: how requests' media is prepared concurrently (default MediaStageConfig(); workers=0: one
+        request at a time behind the media lock)."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
         self.modalities = config.modalities
@@ -42,12 +46,22 @@ class LiveMediaEngine:
         self.featurizer.load_all()
         self.model_name = model_name or default_model_name(model_dir)
         self.max_batch_size = max_batch_size
-        # The encoders and the face detector are shared: one request's media at a time.
+        # Without a media stage the encoders and the face detector are shared: one request's media at a time.
         self._media_lock = threading.Lock()
+        media_stage = MediaStageConfig() if media_stage is None else media_stage
+        self.media_stage = MediaStage(self.featurizer, media_stage) if media_stage.workers > 0 else None
 
     def prepare(self, request: GenerationRequest) -> PreparedRequest:
         """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
+        if self.media_stage is not None:  # decodes in its pool, batches the encoders with other requests'
+            return prepare_request(request, self.media_stage, self.processor, self.modalities)
         return prepare_request(request, self.featurizer, self.processor, self.modalities, self._media_lock)
+
+    def close_media_stage(self) -> None:
+        """Stop the media stage's workers (the vllm engine's close() calls it; the hf engine's threads need none)."""
+        if self.media_stage is not None:
+            self.media_stage.close()
+            self.media_stage = None
 
     def check_prompt(self, request: GenerationRequest) -> None:
         """ValueError (PromptTooLong over the context length) for a request refused on its text alone.
@@ -59,7 +73,11 @@ class LiveMediaEngine:
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
         # Every request's media is checked before any LLM work, so one bad file fails the call early.
-        return self.generate_prepared([self.prepare(r) for r in requests])
+        if self.media_stage is None or len(requests) == 1:
+            return self.generate_prepared([self.prepare(r) for r in requests])
+        # A batch (infer's) enters the media stage at once, so its decodes overlap and its encoders run batched.
+        with ThreadPoolExecutor(min(len(requests), self.max_batch_size), thread_name_prefix="prepare") as pool:
+            return self.generate_prepared(list(pool.map(self.prepare, requests)))
 
     def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
         raise NotImplementedError

@@ -25,6 +25,7 @@ from emoreason.features.featurizer import Featurizer
 from emoreason.media.errors import MediaError
 from emoreason.model.processor import EmotionProcessor, EncodedConversation
 from emoreason.serving.engine import GenerationRequest, PreparedRequest
+from emoreason.serving.media_stage import MediaStage
 
 
 def media_files(request: GenerationRequest) -> dict[str, Path]:
@@ -39,8 +40,10 @@ def media_files(request: GenerationRequest) -> dict[str, Path]:
     return files
 
 
-def request_features(featurizer: Featurizer, files: dict[str, Path], modalities: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(modality -> [t, d] fp16, modality -> absence reason); MediaError when the media is at fault."""
+def request_features(featurizer: Featurizer | MediaStage, files: dict[str, Path], modalities: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(modality -> [t, d] fp16, modality -> absence reason); MediaError when the media is at fault.
+
+    featurizer: the Featurizer itself, or serving's media stage, which runs its decode and encode concurrently."""
     result = featurizer.featurize(files, modalities)
     result.raise_for_fault()
     return result.features, {m: a.reason for m, a in result.absent.items()}
@@ -70,7 +73,7 @@ def _encode(processor: EmotionProcessor, request: GenerationRequest, features: d
 
 def prepare_request(
     request: GenerationRequest,
-    featurizer: Featurizer,
+    featurizer: Featurizer | MediaStage,
     processor: EmotionProcessor,
     modalities: list[str],
     media_lock: AbstractContextManager = contextlib.nullcontext(),

@@ -12,6 +12,7 @@ from emoreason.cli_args import HelpFormatter
 from emoreason.config import ConfigError
 from emoreason.media.image import MAX_IMAGE_PIXELS
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
+from emoreason.serving.media_stage import POOLS, MediaStageConfig
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS, help=f"largest image accepted, width x height (default {MAX_IMAGE_PIXELS})")
     parser.add_argument("--max-tokens-limit", type=int, default=2048, help="largest max_tokens a request may ask for (default 2048)")
     parser.add_argument("--served-model-name", help="model id clients use (default: the model folder's name, or its run folder's for export/ or model/)")
+    stage = MediaStageConfig()
+    parser.add_argument("--media-workers", type=int, default=stage.workers, help=f"decode + face-detection workers of the media stage; 0: one request's media at a time (default {stage.workers})")
+    parser.add_argument("--media-pool", choices=POOLS, default=stage.pool, help=f"media workers as threads or spawned processes (default {stage.pool})")
+    parser.add_argument("--media-batch-window-ms", type=float, default=stage.batch_window_ms, help=f"how long the encoders wait for more decoded requests to batch (default {stage.batch_window_ms})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="uvicorn's log level")
     add_trust_arguments(parser)
     return parser
@@ -61,8 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             max_tokens_limit=args.max_tokens_limit,
             model_name=args.served_model_name,
         )
+        media_stage = MediaStageConfig(workers=args.media_workers, pool=args.media_pool, batch_window_ms=args.media_batch_window_ms,
+                                       max_batch=args.max_batch_size)
         engine = load_engine(
-            args.backend, args.model, device=args.device, max_batch_size=args.max_batch_size, trust=trust_from_args(args)
+            args.backend, args.model, device=args.device, max_batch_size=args.max_batch_size, trust=trust_from_args(args),
+            media_stage=media_stage,
         )
     except (ConfigError, BackendError) as exc:
         print(f"emoreason serve: error: {exc}", file=sys.stderr)

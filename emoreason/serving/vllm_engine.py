@@ -28,6 +28,7 @@ from emoreason.parent_watch import child_processes, start_reaper
 from emoreason.serving.embed_batcher import EmbedBatcher
 from emoreason.serving.engine import Completion, GenerationRequest
 from emoreason.serving.live_engine import LiveMediaEngine, eos_token_ids
+from emoreason.serving.media_stage import MediaStageConfig
 from emoreason.serving.engine import PreparedRequest
 
 _DONE = object()
@@ -52,6 +53,7 @@ class VLLMEngine(LiveMediaEngine):
         model_name: str | None = None,
         engine_options: dict | None = None,
         trust: UserTrust | None = None,
+        media_stage: MediaStageConfig | None = None,
     ):
         from transformers import GenerationConfig
         from vllm import SamplingParams
@@ -63,7 +65,7 @@ class VLLMEngine(LiveMediaEngine):
         self.device = torch.device(device)
         self.embedder.to(self.device)
         config = self.embedder.model_config
-        self._init_common(config, model_dir, max_batch_size, model_name)
+        self._init_common(config, model_dir, max_batch_size, model_name, media_stage=media_stage)
         self.eos_ids = eos_token_ids(self.processor, GenerationConfig.from_pretrained(str(llm_dir)).eos_token_id)
         self._batcher = EmbedBatcher(self.embedder, self.processor.pad_id, max_batch_size)
         self._ids = itertools.count()
@@ -173,6 +175,7 @@ class VLLMEngine(LiveMediaEngine):
 
         self._call(shutdown())
         self._batcher.close()
+        self.close_media_stage()
         self._engine = None  # AsyncLLM.__del__ would shut down again at interpreter teardown
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
