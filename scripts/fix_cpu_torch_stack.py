@@ -1,8 +1,12 @@
 """Make PyPI's CUDA-only torch add-ons coexist with a CPU-only torch.
 
 PyPI's torchaudio is a CUDA build whose native library cannot load beside CPU torch; its pure-Python
-parts (resample, fbank, MelSpectrogram) work once the .so files are gone. torchvision and torchcodec
-have no usable pure-Python fallback and break `transformers` imports, so they are removed.
+parts (resample, fbank, MelSpectrogram) work once the .so files are gone. torchvision's Python half
+(transforms, io) works once two operator schemas exist (emoreason/_compat/torchvision_cpu.py): a .pth
+file installs that hook in every interpreter of the venv, vLLM's spawned workers included, and
+torchvision stays (vLLM's native-backbone model files and transformers' video processors need it).
+torchcodec has no usable fallback and breaks `from vllm import LLM`, so it is removed, and so is
+torchvision if it still fails with the hook.
 Does nothing on a machine where torch has CUDA or where the add-ons already load.
 See ../shared/ENVIRONMENT.md for the measurements behind this.
 """
@@ -13,6 +17,12 @@ import importlib.util
 import pathlib
 import subprocess
 import sys
+import sysconfig
+
+# Runs at every interpreter start in this venv; guarded so a venv without emoreason only skips it.
+TORCHVISION_PTH = "emoreason-torchvision-cpu.pth"
+TORCHVISION_PTH_LINE = ('import importlib.util as _u; _u.find_spec("emoreason") and '
+                        '__import__("emoreason._compat.torchvision_cpu", fromlist=["install"]).install()\n')
 
 
 def _loads(code: str) -> bool:
@@ -38,13 +48,26 @@ def remove_if_broken(module: str, dist: str) -> None:
     print(f"fix_cpu_torch_stack: uninstalled {dist} (CUDA-only build beside a CPU torch)")
 
 
+def fix_torchvision() -> None:
+    """Keep PyPI's CUDA torchvision importable (Python half only) through the start-up hook, or remove it."""
+    if importlib.util.find_spec("torchvision") is None or _loads("import torchvision"):
+        return
+    pth = pathlib.Path(sysconfig.get_paths()["purelib"]) / TORCHVISION_PTH
+    pth.write_text(TORCHVISION_PTH_LINE)
+    if _loads("import torchvision, torchvision.transforms.v2.functional"):
+        print(f"fix_cpu_torch_stack: torchvision imports beside the CPU torch through {pth} (its C++ ops stay unavailable)")
+        return
+    pth.unlink()
+    remove_if_broken("torchvision", "torchvision")
+
+
 def main() -> None:
     import torch
 
     if torch.version.cuda is not None:
         return
-    remove_if_broken("torchvision", "torchvision")
     remove_if_broken("torchcodec", "torchcodec")
+    fix_torchvision()
     fix_torchaudio()
 
 

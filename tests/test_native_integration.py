@@ -1,10 +1,11 @@
 """The native kind through the project's own commands: `emoreason train` (checkpoints, resume), `export`, the hf
-backend and `emoreason serve` answering the real openai client with a video part; `--backend vllm` where torchvision
-cannot import says so."""
+backend and `emoreason serve` answering the real openai client with a video part; the vllm backend giving the hf
+backend's greedy answers on the same clip, or, where torchvision cannot import, saying so."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -112,6 +113,36 @@ def test_vllm_backend_on_a_native_model_names_torchvision(trained, tmp_path):
     exported = export_model(trained / "model", tmp_path / "export")
     with pytest.raises(BackendError, match=r"native model .*import torchvision.*--backend hf"):
         load_engine("vllm", exported)
+
+
+@pytest.mark.slow
+def test_vllm_backend_gives_the_hf_backends_greedy_answers_on_a_clip(trained, data, tmp_path):
+    """vLLM's own Qwen2.5-VL model file and multimodal processing (frames + metadata as multi_modal_data) against
+    the backbone's generate on our processor's inputs: same prompt length (the clip's video tokens), same answer."""
+    pytest.importorskip("vllm", reason="vllm not installed (the serve / serve-cpu extra)")
+    from emoreason.serving.backends import load_engine
+    from emoreason.serving.engine import GenerationRequest, MediaInput
+    from emoreason.serving.export import export_model
+    from emoreason.serving.native_vllm import NativeVLLMEngine, torchvision_problem
+
+    if torchvision_problem() is not None:
+        pytest.skip(f"torchvision does not import here ({torchvision_problem()}): the refusal test covers this machine")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the twin needs a few MiB
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    exported = export_model(trained / "model", tmp_path / "export")
+    clips = data.train.parent / "clips"
+    requests = [GenerationRequest([{"role": "user", "content": QUESTION}], [MediaInput("video", clips / name)], max_tokens=6)
+                for name in ("syn_00000.mp4", "syn_00001.mp4")]
+    requests.append(GenerationRequest([{"role": "user", "content": QUESTION}], max_tokens=4))
+    hf = load_engine("hf", exported).generate(requests)
+    engine = load_engine("vllm", exported, max_batch_size=4)
+    try:
+        assert isinstance(engine, NativeVLLMEngine)
+        vllm = engine.generate(requests)
+    finally:
+        engine.close()
+    assert [(c.text, c.prompt_tokens, c.completion_tokens) for c in vllm] == [(c.text, c.prompt_tokens, c.completion_tokens) for c in hf]
+    assert hf[0].prompt_tokens > hf[2].prompt_tokens + 16  # the clip's video tokens reached both
 
 
 def test_native_config_errors_name_the_key_before_weights_load(data, tmp_path):

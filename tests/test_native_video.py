@@ -87,7 +87,8 @@ def test_input_ids_equal_the_backbone_processor(vl_dir):
     item = processor.video_inputs(frames, sampled_fps=2.0)
     ours = collate(processor, [NativeConversation(processor).encode([{"role": "user", "content": "<video> Which emotion?"}], {"video": item}, generation_prompt=True)])
     reference = tf.AutoProcessor.from_pretrained(vl_dir)
-    text = reference.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "Which emotion?"}]}],
+    # The same content typed: our placeholder keeps the user's text after it as written, space included.
+    text = reference.apply_chat_template([{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": " Which emotion?"}]}],
                                          tokenize=False, add_generation_prompt=True)
     ref = reference(text=[text], videos=[frames], videos_kwargs={"do_sample_frames": False}, return_tensors="pt")
     assert ours["input_ids"].tolist() == ref["input_ids"].tolist()

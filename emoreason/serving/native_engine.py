@@ -54,6 +54,7 @@ class NativeHFEngine(HFEngine):
         self.processor.pad_id = tokenizer.pad_token_id  # what HFEngine's generation config reads
         self.eos_ids = eos_ids(self.model.backbone, tokenizer)
         self._media_lock = threading.Lock()
+        self.media_stage = None  # LiveMediaEngine.generate reads it; the media stage is the projector model's
         self._llm_lock = threading.Lock()
 
     def check_prompt(self, request: GenerationRequest) -> None:

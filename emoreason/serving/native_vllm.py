@@ -5,9 +5,10 @@ and runs its own multimodal processing: the prompt carries the backbone's placeh
 and the request's decoded frames (our FrameSampling, as in training), audio (16 kHz mono) or image
 go in `multi_modal_data`. So continuous batching and vLLM's M-RoPE positions apply.
 
-vLLM's model files for these backbones (qwen2_5_vl, qwen2_5_omni_thinker, internvl) import
-torchvision at module level; where torchvision does not import (a CPU-only torch beside PyPI's CUDA
-torchvision wheel) the engine refuses to start, saying so, before vLLM is asked to load anything.
+vLLM's model files for these backbones import transformers' image processors, which import
+torchvision at module level. On a CPU-only torch, PyPI's CUDA torchvision wheel imports only with
+emoreason._compat.torchvision_cpu installed (scripts/fix_cpu_torch_stack.py does it); where
+torchvision still does not import, the engine refuses to start, saying so, before vLLM loads anything.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from emoreason.constants import AUDIO_SAMPLE_RATE
 from emoreason.media.errors import MediaError, check_file
+from emoreason.media.video import DecodedFrames
 from emoreason.model.trust import UserTrust
 from emoreason.native.conversation import NativeConversation
 from emoreason.native.model import read_native_config
@@ -42,8 +46,20 @@ def require_torchvision(model_dir: str | Path) -> None:
         raise BackendError(
             f"--backend vllm cannot serve the native model {model_dir}: vLLM's model files for native backbones "
             f"(qwen2_5_vl, qwen2_5_omni_thinker, internvl) import torchvision, which does not import here ({problem}). "
-            "Use --backend hf, or a machine whose torch and torchvision builds match (the CUDA stack)."
+            "Use --backend hf; or run scripts/fix_cpu_torch_stack.py on a CPU-only torch (it makes PyPI's torchvision "
+            "importable), or use a machine whose torch and torchvision builds match (the CUDA stack)."
         )
+
+
+def video_item(clip: DecodedFrames) -> tuple[np.ndarray, dict]:
+    """Our sampled frames with the metadata vLLM's Qwen video path requires (`do_sample_frames: False`: taken as
+    sampled). transformers derives the time positions from it as len(frames_indices) / total_num_frames * fps,
+    that is frames / clip duration: the sampled_fps NativeFeaturizer gives the hf backend."""
+    total = max(1, round(clip.duration * clip.source_fps))
+    indices = np.rint(clip.times * clip.source_fps).astype(int).clip(0, total - 1).tolist()
+    metadata = {"total_num_frames": total, "fps": clip.source_fps, "duration": clip.duration, "frames_indices": indices,
+                "video_backend": "decord", "do_sample_frames": False}
+    return clip.frames, metadata
 
 
 class NativeVLLMEngine:
@@ -86,7 +102,7 @@ class NativeVLLMEngine:
             if kind == "video" and "video" in self.modalities:
                 from emoreason.media.video import decode_frames
 
-                data["video"] = decode_frames(path, self.cfg.frames).frames
+                data["video"] = video_item(decode_frames(path, self.cfg.frames))
             if kind == "image" and "image" in self.modalities:
                 from emoreason.media.image import decode_image
 
