@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,8 @@ class ModelMedia:
     encoders: Mapping[str, EncoderConfig]
     media: MediaConfig
     modalities: Sequence[str]
+    tuned: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The model's LoRA-tuned encoders (EmotionLM.tuned_encoders), which the Featurizer must run."""
 
     @classmethod
     def of_engine(cls, engine) -> ModelMedia | None:
@@ -60,7 +63,7 @@ class ModelMedia:
         source = getattr(engine, "featurizer", None) or getattr(engine, "extractor", None)
         if source is None or not hasattr(engine, "modalities"):
             return None
-        return cls(source.encoders, source.media, list(engine.modalities))
+        return cls(source.encoders, source.media, list(engine.modalities), dict(getattr(source, "tuned", {})))
 
     @classmethod
     def of_model_dir(cls, model_dir: str | Path, trust=None) -> ModelMedia:
@@ -146,7 +149,7 @@ class Inspector:
     def _modalities(self, files: Mapping[str, Path], report: SeenReport) -> None:
         from emoreason.features.featurizer import Featurizer
 
-        featurizer = Featurizer(self.model.encoders, self.model.media, face_detector=self.detector)
+        featurizer = Featurizer(self.model.encoders, self.model.media, face_detector=self.detector, tuned=self.model.tuned)
         for modality in self.model.modalities:
             start = time.perf_counter()
             result = featurizer.featurize(dict(files), [modality])  # alone, so its time is its own
