@@ -44,10 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emoreason train: error: {exc}", file=sys.stderr)
         return 2
     quiet_deepspeed_cpu_notice()
-    if cfg.stage == "grpo":
-        from emoreason.train.grpo_run import run_grpo_config
-
-        return run_grpo_config(cfg)
     return run_any_config(cfg)
 
 

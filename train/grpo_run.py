@@ -119,8 +119,10 @@ def grpo_arguments(cfg: TrainConfig):
     )
 
 
-def _init_model_dir(cfg: TrainConfig) -> Path:
-    """init_from exported once (its LoRA merged into its LLM): the frozen base the GRPO LoRA trains on."""
+def init_model_dir(cfg, trust: UserTrust | None = None) -> Path:
+    """init_from exported once (its LoRA merged into its LLM): the frozen base the GRPO LoRA trains on.
+
+    cfg: either kind's train config (export_model picks the kind from init_from's files)."""
     from emoreason.serving.export import export_model
 
     init = Path(cfg.optim.output_dir) / INIT_DIR
@@ -132,7 +134,7 @@ def _init_model_dir(cfg: TrainConfig) -> Path:
     if done:
         raise ConfigError(f"key 'init_from': {cfg.optim.output_dir} was started from another model; use a new optim.output_dir")
     if int(os.environ.get("RANK", "0")) == 0:
-        export_model(cfg.init_from, init, trust=UserTrust.from_config(cfg.model))
+        export_model(cfg.init_from, init, trust=trust)
         write_json_atomic(stamp, {"init_from": source})
     if world_size() > 1:
         _wait_for(stamp)
@@ -153,7 +155,7 @@ def policy_model(cfg: TrainConfig) -> tuple[EmotionLM, EmotionProcessor]:
     """The merged supervised model with a fresh LoRA (B = 0: the policy starts as the supervised model)."""
     from peft import LoraConfig, get_peft_model
 
-    init = _init_model_dir(cfg)
+    init = init_model_dir(cfg, UserTrust.from_config(cfg.model))
     model, processor = load_model(init, trust=UserTrust.from_config(cfg.model))
     lora = cfg.grpo.lora
     torch.manual_seed(cfg.optim.seed)  # LoRA A is drawn here: the same on every rank and every run

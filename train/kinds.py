@@ -12,6 +12,11 @@ TRAIN_KINDS: dict[str, tuple[str, str]] = {
     "projector": ("emoreason.train.config:load_train_config", "emoreason.train.run:run_config"),
     "native": ("emoreason.train.native_config:load_native_train_config", "emoreason.train.native_run:run_config"),
 }
+# kind -> "module:run(cfg) -> exit status" of stage grpo (TRL's GRPOTrainer with that kind's hooks, docs/grpo.md)
+GRPO_RUNS: dict[str, str] = {
+    "projector": "emoreason.train.grpo_run:run_grpo_config",
+    "native": "emoreason.train.native_grpo_run:run_native_grpo_config",
+}
 
 
 def load_any_train_config(path: str | None, overrides: list[str] | None = None):
@@ -24,4 +29,5 @@ def load_any_train_config(path: str | None, overrides: list[str] | None = None):
 
 def run_any_config(cfg) -> int:
     kind = getattr(cfg.model, "kind", "projector")
-    return load_ref(TRAIN_KINDS[kind][1])(cfg)
+    run = GRPO_RUNS[kind] if cfg.stage == "grpo" else TRAIN_KINDS[kind][1]
+    return load_ref(run)(cfg)

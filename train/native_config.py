@@ -5,7 +5,10 @@ model block is emoreason.native.config.NativeModelConfig. Stages map onto compon
 
 - `instruct`: the components as configured (`model.components`);
 - `align`: only the connector trains (its configured mode, or `full`); the LLM and the towers stay
-  frozen, as stage align freezes the projector model's LLM.
+  frozen, as stage align freezes the projector model's LLM;
+- `grpo`: reinforcement learning from a supervised native model (init_from) with the `grpo:` rewards;
+  the model block defaults to init_from's own (backbone, media settings), and a fresh LoRA
+  (`grpo.lora`) trains on its LLM (emoreason.train.native_grpo_run, docs/grpo.md).
 
 The backbone's config is read (no weights) and every component, modality and frame limit checked
 before anything loads.
@@ -19,8 +22,9 @@ from pathlib import Path
 from emoreason.config import ConfigError, check, config_from_dict, read_config_data, value_source
 from emoreason.native.config import ComponentTraining, NativeModelConfig
 from emoreason.train.config import DataConfig, OptimConfig
+from emoreason.train.grpo_config import GRPOSettings
 
-NATIVE_STAGES = ("align", "instruct")
+NATIVE_STAGES = ("align", "instruct", "grpo")
 
 
 @dataclasses.dataclass
@@ -39,15 +43,22 @@ class NativeTrainConfig:
     optim: OptimConfig
     init_from: str | None = None
     """A native model directory (e.g. the align stage's) whose trained weights this run starts from."""
+    grpo: GRPOSettings | None = None
+    """Stage grpo only: rewards, sampling, KL and curriculum (emoreason.train.grpo_config)."""
 
     def __post_init__(self) -> None:
         check(self.stage in NATIVE_STAGES, "stage", f"one of {list(NATIVE_STAGES)} for model.kind native", self.stage)
+        if self.stage == "grpo":
+            check(self.init_from is not None, "init_from", "a supervised native model directory (stage grpo starts from one)")
+            self.grpo = self.grpo or GRPOSettings()
+        else:
+            check(self.grpo is None, "grpo", f"no grpo block for stage {self.stage!r} (it is read by stage grpo only)")
         self.model = stage_model(self.model, self.stage)
 
 
 def stage_model(model: NativeModelConfig, stage: str) -> NativeModelConfig:
-    """The model config whose components are the ones `stage` trains."""
-    if stage == "instruct":
+    """The model config whose components are the ones `stage` trains (stage grpo's are set by its run)."""
+    if stage in ("instruct", "grpo"):
         return model
     connector = model.components.get("connector")
     keep = connector if connector is not None and connector.mode != "frozen" else ComponentTraining("full")
@@ -77,10 +88,25 @@ def check_backbone(model: NativeModelConfig) -> None:
     build_processor(model)  # ConfigError for more frames than the processor takes
 
 
+def init_model_block(init_from: str, model: dict) -> dict:
+    """Stage grpo's model block: init_from's saved one (backbone, media settings, prompt), with the keys
+    the config sets on top. The components are the run's (a fresh LoRA on the LLM), so they are not read."""
+    from emoreason.native.model import read_native_config, resolve_base
+
+    try:
+        saved = read_native_config(init_from)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"key 'init_from': {exc}") from None
+    block = dataclasses.asdict(dataclasses.replace(saved, base=resolve_base(saved, init_from)))
+    return block | {k: v for k, v in model.items() if v is not None}
+
+
 def load_native_train_config(path: str | None, overrides: list[str] | None = None, check_checkpoints: bool = True) -> NativeTrainConfig:
     overrides = overrides or []
     data = read_config_data(path, overrides)
     where = path or "<command line>"
+    if data.get("stage") == "grpo" and data.get("init_from"):
+        data["model"] = init_model_block(data["init_from"], data.get("model") or {})
     cfg = config_from_dict(NativeTrainConfig, data, where, overrides)
     if check_checkpoints:
         try:

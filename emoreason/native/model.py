@@ -86,6 +86,11 @@ class NativeModel(nn.Module):
     def trainable_parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """As a PreTrainedModel answers it (TRL asks before generating)."""
+        return base_model(self.backbone).is_gradient_checkpointing
+
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
         """As EmotionLM's: Trainer's every_n_layers / offload reach the backbone where it takes them."""
         from emoreason.model.checkpointing import enable_gradient_checkpointing

@@ -1,0 +1,148 @@
+"""Stage `grpo` for `model.kind: native`: reinforcement learning from a supervised native model (init_from).
+
+As for the projector model (emoreason.train.grpo_run): init_from is exported once with every LoRA
+merged and every full component in place (`<output_dir>/init`, a plain transformers checkpoint), and
+a fresh LoRA (`grpo.lora`, on the LLM only) trains on it with everything else frozen. So the policy
+starts as the supervised model, and with its LoRA disabled it is that model throughout: the KL
+reference. The same checks run before any step (rewards, weights, num_generations against the batch,
+target fields, the judge, the curriculum); what differs is the prompt store, which encodes each
+sample with its media through the backbone's processor (emoreason.native.samples.encode_sample).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import set_seed
+
+from emoreason.config import ConfigError
+from emoreason.native.config import ComponentTraining, NativeLora
+from emoreason.native.conversation import NativeConversation, NativeEncoded
+from emoreason.native.featurizer import NativeFeaturizer
+from emoreason.native.model import NativeModel, build_processor, read_native_config
+from emoreason.native.processor import NativeProcessor
+from emoreason.native.samples import encode_sample
+from emoreason.schema import Sample, load_samples
+from emoreason.train.grpo_config import CurriculumPhase
+from emoreason.train.grpo_data import CurriculumError, curriculum_rows, prompt_dataset
+from emoreason.train.grpo_rewards import JudgeReward, build_rewards, check_judge, check_reward_data
+from emoreason.train.grpo_run import grpo_arguments, init_model_dir, phases, prompts_per_step
+from emoreason.train.native_config import NativeTrainConfig
+from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
+
+
+@dataclass
+class NativePromptStore:
+    """Per sample id: the sample (targets, conversation) and its media folder; prompts are encoded on demand
+    (the featurizer's input cache keeps each clip's processed media, so a clip is decoded once)."""
+
+    samples: dict[str, Sample]
+    roots: dict[str, Path]
+    featurizer: NativeFeaturizer
+    conversation: NativeConversation
+
+    def turns(self, sample_id: str) -> list:
+        from emoreason.model.generation import prompt_turns
+
+        return prompt_turns(self.samples[sample_id].conversations)
+
+    def encode(self, sample_id: str) -> NativeEncoded:
+        encoded, _ = encode_sample(self.samples[sample_id], self.roots[sample_id], self.featurizer, self.conversation,
+                                   generation_prompt=True)
+        return encoded
+
+
+def _task(sample: Sample) -> str | None:
+    return (sample.source.get("instruction") or {}).get("task")
+
+
+def build_native_store(run_phases: list[CurriculumPhase], cfg: NativeTrainConfig, featurizer: NativeFeaturizer,
+                       conversation: NativeConversation) -> tuple[NativePromptStore, list[list[str]]]:
+    """The store over every phase's samples (those with a conversation), and each phase's sample ids."""
+    store = NativePromptStore({}, {}, featurizer, conversation)
+    per_phase: list[list[str]] = []
+    for i, phase in enumerate(run_phases):
+        path = Path(phase.data or cfg.data.train)
+        samples = [s for s in load_samples(path) if s.conversations and (phase.task is None or _task(s) == phase.task)]
+        if not samples:
+            what = f" with task {phase.task!r}" if phase.task else ""
+            raise CurriculumError(f"key 'grpo.curriculum[{i}]': {path} has no sample{what} with a conversation")
+        for s in samples:
+            store.samples[s.id] = s
+            store.roots[s.id] = s.media_root(cfg.data.data_root, path.parent)
+        per_phase.append([s.id for s in samples])
+    return store, per_phase
+
+
+@dataclass
+class NativeGRPOSetup:
+    cfg: NativeTrainConfig
+    model: NativeModel
+    processor: NativeProcessor
+    store: NativePromptStore
+    labels: list[str]
+    trainer: object
+
+
+def native_policy(cfg: NativeTrainConfig) -> tuple[NativeModel, NativeProcessor]:
+    """init_from merged (<output_dir>/init) with a fresh LoRA on its LLM (B = 0: the policy starts as init_from)."""
+    init = init_model_dir(cfg).resolve()
+    lora = cfg.grpo.lora
+    model_cfg = dataclasses.replace(
+        read_native_config(init), base=str(init),
+        components={"llm": ComponentTraining("lora", lora_targets=list(lora.target_modules))},
+        lora=NativeLora(r=lora.r, alpha=lora.alpha, dropout=lora.dropout),
+    )
+    torch.manual_seed(cfg.optim.seed)  # LoRA A is drawn here: the same on every rank and every run
+    return NativeModel.build(model_cfg), build_processor(model_cfg)
+
+
+def setup_native_grpo(cfg: NativeTrainConfig, judge=None) -> NativeGRPOSetup:
+    """Check every input, build the policy and the trainer; nothing trains yet."""
+    from emoreason.train.native_grpo_trainer import NativeGRPOTrainer
+    from emoreason.train.native_run import make_featurizer
+
+    set_seed(cfg.optim.seed)
+    per_step = prompts_per_step(cfg)  # a batch error before any weights load
+    model, processor = native_policy(cfg)
+    run_phases = phases(cfg)
+    conversation = NativeConversation(processor, model.cfg.system_prompt, model.cfg.max_length)
+    store, per_phase = build_native_store(run_phases, cfg, make_featurizer(cfg, processor), conversation)
+    labels = list(cfg.grpo.labels) if cfg.grpo.labels else sorted(
+        {s.targets.emotion for s in store.samples.values() if s.targets and s.targets.emotion})
+    rewards = build_rewards(cfg.grpo, store.samples, labels, judge=judge)
+    check_reward_data(rewards, store.samples, cfg.data.train)
+    for reward in rewards:
+        if isinstance(reward, JudgeReward):
+            check_judge(reward)
+    rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
+    trainer = NativeGRPOTrainer(model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
+                                train_dataset=prompt_dataset(store, rows), emotion_processor=processor)
+    return NativeGRPOSetup(cfg, model, processor, store, labels, trainer)
+
+
+def train_native_grpo(run: NativeGRPOSetup, plan: RunPlan | None = None) -> Path:
+    """Train (or resume) and write <output_dir>/model: a native model directory whose base is <output_dir>/init."""
+    out_dir = Path(run.cfg.optim.output_dir)
+    plan = plan if plan is not None else plan_run(run.cfg)
+    main_process = open_run(run.trainer, run.cfg, plan)
+    run.trainer.train(resume_from_checkpoint=plan.resume_from)
+    return finish_run(run.trainer, out_dir, main_process)
+
+
+def run_native_grpo_config(cfg: NativeTrainConfig) -> int:
+    """`emoreason train` for stage grpo on the native kind, once its config is valid."""
+    from emoreason.train.grpo_rewards import JudgeDownError, RewardDataError
+
+    try:
+        plan = plan_run(cfg)  # a refusal comes before any weights load
+        final = train_native_grpo(setup_native_grpo(cfg), plan)
+    except (ConfigError, RunFolderError, CurriculumError, RewardDataError, JudgeDownError, ValueError) as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model: {final}")
+    return 0

@@ -1,0 +1,140 @@
+"""TRL's GRPOTrainer for the native kind: rollouts and log-probs carry each prompt's processed media.
+
+`NativeGRPOTrainer(NativeTrainer, GRPOTrainer)` keeps GRPO's whole loop and the native trainer's save
+format (adapters of a native model directory), atomic checkpoints and resume. Where the native model
+breaks TRL's assumptions (docs/grpo.md, "Model kinds"):
+
+- the policy is a NativeModel around a (peft-wrapped) transformers backbone: TRL reads
+  `generation_config` and `add_model_tags` off it (the backbone's are exposed), and patches its
+  `forward` with the fused log-prob head, which is moved onto the backbone itself;
+- prompts are sample ids: each row is encoded by the backbone's chat template with its media
+  processed (emoreason.native.samples.encode_sample), and the rows' media items ride in TRL's
+  batch as a per-row list (`native_media`), so TRL's shuffle and split keep them with their rows;
+  pixel tensors of different rows have different lengths, so they are concatenated per forward call;
+- `_generate_single_turn` samples through the backbone's `generate` with the processed media; the
+  media pad tokens are suppressed (a sampled one would not match the media features, as TRL does for
+  an image token);
+- `_get_per_token_logps_and_entropies` runs the backbone with the rows' pixel / audio inputs;
+- the KL reference is the policy with its LoRA disabled (peft `disable_adapter()`), not a second model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import torch
+from trl import GRPOTrainer
+from trl.trainer.utils import add_fused_lm_head
+
+from emoreason.native.conversation import NativeEncoded, collate, mm_token_type_ids
+from emoreason.native.model import NativeModel
+from emoreason.native.processor import ModalityInputs
+from emoreason.native.training import base_model
+from emoreason.train.grpo_trainer import AdapterDisabledReference
+from emoreason.train.native_trainer import NativeTrainer
+
+MEDIA_KEY = "native_media"
+
+
+def media_tensors(processor, rows: Sequence[list[ModalityInputs]]) -> dict[str, torch.Tensor]:
+    """The backbone's media inputs of these rows: each tensor concatenated along dim 0 in row order (as collate does)."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for items in rows:
+        for item in items:
+            for name, tensor in item.tensors.items():
+                parts.setdefault(name, []).append(tensor)
+    return {name: torch.cat(tensors) for name, tensors in parts.items()}
+
+
+class NativeGRPOTrainer(NativeTrainer, GRPOTrainer):
+    def __init__(self, *, model: NativeModel, store, reward_funcs, args, train_dataset, emotion_processor):
+        self.store = store
+        self._media: list[list[ModalityInputs]] | None = None
+        self._encoded: list[NativeEncoded] | None = None
+        hf_model = base_model(model.backbone)
+        model.generation_config = hf_model.generation_config
+        model.add_model_tags = lambda tags: None
+        # A sampled media pad token would not match the rows' media features.
+        args.generation_kwargs = (args.generation_kwargs or {}) | {"suppress_tokens": sorted(set(emotion_processor.pad_token_ids.values()))}
+        beta, args.beta = args.beta, 0.0  # with beta > 0 TRL would load a second backbone as the reference
+        try:
+            super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
+                             processing_class=emotion_processor.tokenizer, emotion_processor=emotion_processor)
+        finally:
+            args.beta = beta
+        self.beta = beta
+        self.ref_model = AdapterDisabledReference() if beta else None
+        # TRL patched NativeModel.forward; the fused head belongs on the transformers model under peft.
+        del model.forward
+        add_fused_lm_head(hf_model, temperature=self.temperature, outputs=("log_probs", "entropy"))
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """No hub model card: a native model directory documents itself (emoreason_native.json)."""
+
+    @contextlib.contextmanager
+    def _with_media(self, media: list[list[ModalityInputs]]):
+        previous, self._media = self._media, media
+        try:
+            yield
+        finally:
+            self._media = previous
+
+    def _policy(self) -> NativeModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _generate_and_score_completions(self, inputs):
+        self._encoded = [self.store.encode(x["sample_id"]) for x in inputs]
+        media = [e.media for e in self._encoded]
+        with self._with_media(media):
+            output = super()._generate_and_score_completions(inputs)
+        output[MEDIA_KEY] = media
+        return output
+
+    def _tokenize_prompts(self, prompts):
+        return [e.input_ids for e in self._encoded], None, {}
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        device = self.accelerator.device
+        batch = collate(self.emotion_processor, self._encoded, padding_side="left")
+        batch.pop("labels")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.no_grad():
+            out = self._policy().generate(**batch, generation_config=self.generation_config)
+        new_tokens = out[:, batch["input_ids"].shape[1]:]
+        eos = set(self.eos_token_ids)
+        completions = []
+        for row in new_tokens.tolist():  # up to and including the first end-of-sequence token, as TRL keeps them
+            end = next((k for k, t in enumerate(row) if t in eos), len(row) - 1)
+            completions.append(row[: end + 1])
+        return completions, None
+
+    def _compute_loss(self, model, inputs):
+        with self._with_media(inputs[MEDIA_KEY]):
+            return super()._compute_loss(model, inputs)
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **multimodal):
+        if self._media is None or len(self._media) != input_ids.shape[0]:
+            raise RuntimeError("log-probs asked for rows whose media are unknown")
+        reference = model is self.ref_model
+        policy_call = self.model_wrapped if reference else model  # the wrapped model (DDP) reduces gradients
+        processor = self.emotion_processor
+        batch_size = batch_size or input_ids.shape[0]
+        disabled = self._policy().backbone.disable_adapter() if reference else contextlib.nullcontext()
+        logps, entropies = [], []
+        with disabled:
+            for start in range(0, input_ids.shape[0], batch_size):
+                end = min(start + batch_size, input_ids.shape[0])
+                ids, mask = input_ids[start:end], attention_mask[start:end]
+                labels = ids.masked_fill(mask == 0, -100)
+                labels[:, :-logits_to_keep] = -100  # only completion tokens are scored
+                extra = {k: v.to(ids.device) for k, v in media_tensors(processor, self._media[start:end]).items()}
+                if processor.arch.model_type == "qwen2_5_vl":
+                    extra["mm_token_type_ids"] = mm_token_type_ids(processor, ids)
+                with self.accelerator.autocast():
+                    out = policy_call(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True, **extra)
+                logps.append(out.log_probs[:, -logits_to_keep:])
+                if compute_entropy:
+                    entropies.append(out.entropy[:, -logits_to_keep:])
+        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
