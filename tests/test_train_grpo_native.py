@@ -57,3 +57,16 @@ def test_two_grpo_steps_log_the_reward_and_train_only_the_lora(native_start, tmp
 
     accuracy, total, _ = heldout_accuracy(final, Path(data.train), data.labels)
     assert total == 8 and 0.0 <= accuracy <= 1.0
+
+
+def test_native_grpo_config_errors_name_the_key(tmp_path):
+    from emoreason.config import ConfigError
+    from emoreason.train.kinds import load_any_train_config
+
+    paths = [f"data.train={tmp_path / 'train.jsonl'}", f"optim.output_dir={tmp_path / 'out'}"]
+    with pytest.raises(ConfigError, match="init_from"):  # stage grpo starts from a supervised model
+        load_any_train_config(CONFIG, paths + ["model.base=some/backbone"])
+    with pytest.raises(ConfigError, match="key 'init_from'.*not a native model directory"):
+        load_any_train_config(CONFIG, paths + [f"init_from={tmp_path}"])
+    with pytest.raises(ConfigError, match="grpo"):  # a grpo block is read by stage grpo only
+        load_any_train_config("configs/train/tiny_native.yaml", paths + ["model.base=some/backbone", "grpo.rewards=[label]"])
