@@ -7,7 +7,9 @@
 3. held-out accuracy, with and without the media;
 4. `export` the model (LoRA merged) and `infer` over the held-out clips with features computed live;
 5. one `chat` exchange;
-6. `eval` the predictions: results with provenance, plots and the leaderboard.
+6. `eval` the predictions: results with provenance, plots and the leaderboard;
+7. with `--grpo`: a short GRPO run (configs/recipes/tiny_grpo.yaml) from the trained model, with the mean
+   label reward of its rollouts and the held-out accuracy before and after.
 
 The functions here are also the tiny recipe's fixtures for tests and benchmarks.
 """
@@ -27,6 +29,8 @@ from emoreason.schema import load_samples
 
 PREP_CONFIG = "configs/prep/demo.yaml"
 TRAIN_CONFIG = "configs/train/tiny_instruct.yaml"
+GRPO_CONFIG = "configs/recipes/tiny_grpo.yaml"
+LATE_STEPS = 10  # the "after" reward: mean over the run's last steps (one step's 8 prompts are a noisy sample)
 
 
 @dataclasses.dataclass
@@ -100,6 +104,41 @@ def train_tiny(data: TinyData, output_dir: str | Path, overrides: list[str] | No
     return train(setup(cfg))
 
 
+@dataclasses.dataclass
+class GRPOReport:
+    """Stage grpo from a supervised tiny model: rewards of the rollouts and greedy held-out accuracy, before and after."""
+
+    reward_before: float
+    """Mean label reward of the first step's rollouts: samples of the supervised policy itself."""
+    reward_after: float
+    """Mean label reward of the rollouts of the last LATE_STEPS steps."""
+    accuracy_before: float
+    accuracy_after: float
+    model: Path
+    steps: int
+
+
+def grpo_tiny(data: TinyData, init: str | Path, output_dir: str | Path, overrides: list[str] | None = None,
+              accuracy_before: float | None = None) -> GRPOReport:
+    """configs/recipes/tiny_grpo.yaml from the supervised model `init` (what `emoreason demo --grpo` runs)."""
+    from emoreason.model.loading import load_model
+    from emoreason.train.config import load_train_config
+    from emoreason.train.grpo_run import setup_grpo, train_grpo
+    from emoreason.train.heldout import heldout_accuracy
+
+    def accuracy(model_dir) -> float:
+        model, processor = load_model(model_dir)
+        return heldout_accuracy(model, processor, data.heldout, data.labels).accuracy
+
+    before = accuracy(init) if accuracy_before is None else accuracy_before
+    paths = [f"init_from={init}", f"data.train={data.train}", f"optim.output_dir={output_dir}"]
+    run = setup_grpo(load_train_config(GRPO_CONFIG, paths + (overrides or [])))
+    final = train_grpo(run)
+    rewards = [h["rewards/label/mean"] for h in run.trainer.state.log_history if "rewards/label/mean" in h]
+    late = rewards[-LATE_STEPS:]
+    return GRPOReport(rewards[0], sum(late) / len(late), before, accuracy(final), final, len(rewards))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from emoreason.cli_args import HelpFormatter
 
@@ -108,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-per-class", type=int, default=40, help="synthetic clips per emotion class")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clips and the tiny models' weights")
     parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for the train config")
+    parser.add_argument("--grpo", action="store_true",
+                        help="then a short GRPO run from the trained model (configs/recipes/tiny_grpo.yaml): label reward "
+                             "and held-out accuracy before and after")
     parser.add_argument("--kind", choices=("projector", "native"), default="projector",
                         help="model kind: the projector model, or a tiny native backbone (emoreason.demo_native)")
     return parser
@@ -128,16 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     from emoreason.train.heldout import heldout_accuracy
 
     workdir = Path(args.workdir)
-    print(f"[demo 1/6] synthetic clips -> prep -> conversations in {workdir}")
+    total = 7 if args.grpo else 6
+    print(f"[demo 1/{total}] synthetic clips -> prep -> conversations in {workdir}")
     data = prepare_tiny_data(workdir, args.num_per_class, args.seed)
     counts = data.prep_report["counts"]
     print(f"prep: {counts['ok']} ok, {counts['partial']} partial, {counts['failed']} failed; report {workdir / 'prep' / 'report.json'}")
 
-    print(f"[demo 2/6] train the tiny instruct recipe -> {workdir / 'train'}")
+    print(f"[demo 2/{total}] train the tiny instruct recipe -> {workdir / 'train'}")
     # A re-run trains again (the demo shows training), rather than being refused by the finished run.
     final = train_tiny(data, workdir / "train", ["optim.overwrite=true", *args.train])
 
-    print("[demo 3/6] held-out accuracy (greedy decoding)")
+    print(f"[demo 3/{total}] held-out accuracy (greedy decoding)")
     model, processor = load_model(final)
     with_media = heldout_accuracy(model, processor, data.heldout, data.labels)
     without = heldout_accuracy(model, processor, data.heldout, data.labels, with_media=False)
@@ -147,14 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {final}")
 
     export_dir = workdir / "export"
-    print(f"[demo 4/6] export (LoRA merged) -> {export_dir}; infer over the held-out clips, features computed live")
+    print(f"[demo 4/{total}] export (LoRA merged) -> {export_dir}; infer over the held-out clips, features computed live")
     export_model(final, export_dir)
     predictions = workdir / "predictions.jsonl"
     predictions.unlink(missing_ok=True)  # a fresh model: earlier predictions are stale
     data_root = workdir / "data"
     infer_main(["--model", str(export_dir), "--input", str(data.heldout), "--out", str(predictions), "--data-root", str(data_root)])
 
-    print("[demo 5/6] one chat exchange (what `emoreason chat --model` prints)")
+    print(f"[demo 5/{total}] one chat exchange (what `emoreason chat --model` prints)")
     clip = load_samples(data.heldout)[0].media.video
     lines = [f"/video {clip}", RECOGNITION_PROMPT.format(labels=", ".join(data.labels))]
     print("\n".join(f"  you> {line}" for line in lines))
@@ -162,12 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     chat_main(["--model", str(export_dir), "--media-root", str(data_root), "--max-tokens", "16"], stdin=script)
 
     board = workdir / "leaderboard"
-    print(f"[demo 6/6] eval the predictions -> {board}")
+    print(f"[demo 6/{total}] eval the predictions -> {board}")
     eval_main([
         "--predictions", str(predictions), "--references", str(data.heldout), "--out-dir", str(board),
         "--name", "tiny-demo", "--model", str(export_dir), "--labels", ",".join(data.labels),
     ])
     print((board / "leaderboard.md").read_text(), end="")
+    if args.grpo:
+        grpo_dir = workdir / "grpo"
+        print(f"[demo 7/7] GRPO ({GRPO_CONFIG}, label reward) from the trained model -> {grpo_dir}")
+        report = grpo_tiny(data, final, grpo_dir, ["optim.overwrite=true"], accuracy_before=with_media.accuracy)
+        print(f"  mean label reward of the rollouts: {report.reward_before:.3f} at step 1 -> "
+              f"{report.reward_after:.3f} over the last {min(LATE_STEPS, report.steps)} of {report.steps} steps")
+        print(f"  held-out accuracy (greedy):        {report.accuracy_before:.3f} -> {report.accuracy_after:.3f}")
+        print(f"model: {report.model}")
     # The venv's own script, so the line works pasted into a shell where the venv is not activated.
     command = Path(sys.executable).parent / "emoreason"
     print(f"open the model and these results in a browser (127.0.0.1 only):\n  {command if command.exists() else 'emoreason'} web "
