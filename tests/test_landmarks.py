@@ -70,19 +70,36 @@ def test_landmark_annotation_is_validated_naming_the_field():
 
 
 def test_landmark_encoder_normalises_each_frame_to_its_face():
-    points = np.stack([template_points(), template_points(100.0), template_points() * 3.0])  # moved, scaled
+    from emoreason.encoders.landmarks import REFERENCE_SHAPE
+
+    theta = np.deg2rad(8.0)
+    roll = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    face = template_points()
+    points = np.stack([face, face + 100.0, face * 3.0, face @ roll.T])  # moved, scaled, rolled
     tokens = normalise_landmarks(points)
-    assert tokens.shape == (3, 2 * NUM_LANDMARKS)
-    torch.testing.assert_close(tokens[0], tokens[1]) and torch.testing.assert_close(tokens[0], tokens[2])
-    by_point = tokens.view(3, NUM_LANDMARKS, 2)
-    torch.testing.assert_close(by_point.mean(dim=1), torch.zeros(3, 2), atol=1e-6, rtol=0)
-    torch.testing.assert_close((by_point**2).sum(dim=2).mean(dim=1), torch.ones(3))  # unit RMS radius
+    assert tokens.shape == (4, 2 * NUM_LANDMARKS)
+    for other in tokens[1:]:
+        torch.testing.assert_close(other, tokens[0], atol=1e-5, rtol=0)
+    # The reference face itself, anywhere, at any size and roll, is the zero token: features are deviations from it.
+    reference = np.stack([REFERENCE_SHAPE * 40 + 7.0, REFERENCE_SHAPE @ roll.T])
+    torch.testing.assert_close(normalise_landmarks(reference), torch.zeros(2, 2 * NUM_LANDMARKS), atol=1e-5, rtol=0)
+    # A mirror image is not a rotation: it stays distinguishable from the face.
+    assert not torch.allclose(normalise_landmarks((face * [-1.0, 1.0])[None])[0], tokens[0], atol=1e-3)
     with pytest.raises(ValueError, match=r"expected \[frames >= 1, 68, 2\]"):
         normalise_landmarks(points[:, :60])
     with pytest.raises(ConfigError, match="key 'pooling'"):
         EncoderConfig(model="landmarks:annotation", pooling="cls")
     with pytest.raises(ConfigError, match="key 'model'"):
         EncoderConfig(model="landmarks:mediapipe")
+
+
+def test_reference_shape_is_the_synthetic_neutral_face():
+    from emoreason.data_prep.synthetic_render import STYLES, face_landmarks, sample_layout
+    from emoreason.encoders.landmarks import REFERENCE_SHAPE
+
+    drawn = face_landmarks(STYLES["neutral"].face, sample_layout(np.random.default_rng(0), 96, 96))
+    assert normalise_landmarks(drawn[None]).abs().max() < 1e-3  # equal up to the constant's 4 decimals
+    assert REFERENCE_SHAPE.shape == (NUM_LANDMARKS, 2)
 
 
 def test_annotated_landmarks_follow_the_frame_sampling(media_dir):

@@ -112,7 +112,8 @@ def clip_batch(entry, clips, answer: str | None = "happy"):
     modalities = entry["configs"].train.model.modalities
     for sample, path in clips:
         # Tuned encoders' modalities come as images for the model's forward (encoder_inputs), as the dataset gives them.
-        features, images = training_inputs(entry["featurizer"], {"video": path}, modalities)
+        # The sample's annotations reach the Featurizer as prep gives them (Face-LLaVA's landmarks).
+        features, images = training_inputs(entry["featurizer"], {"video": path}, modalities, landmarks=sample.landmarks)
         assert set(features) | set(images) == set(modalities), f"the test clip lacks {set(modalities) - set(features) - set(images)}"
         turns = [{"role": "user", "content": QUESTION}] + ([{"role": "assistant", "content": answer}] if answer else [])
         counts = {m: f.shape[0] for m, f in features.items()}

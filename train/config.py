@@ -105,9 +105,17 @@ class TrainConfig:
     """A saved model directory (e.g. the align stage's) to continue from instead of fresh projectors."""
     grpo: GRPOSettings | None = None
     """Stage grpo only: rewards, sampling, KL and curriculum (emoreason.train.grpo_config)."""
+    trainable: list[str] | None = None
+    """The module groups this stage trains, instead of its default (align: every projector-side module;
+    instruct: those, the LoRA and a tuned encoder's adapters): among "projectors", "projectors.<modality>",
+    "prefusion", "landmark_attention", "lora", "encoders" and "encoders.<modality>" (LoRA-tuned encoders).
+    Everything else stays frozen, bit-identical (Face-LLaVA's stage 1 trains only [landmark_attention]).
+    null = the stage's default."""
 
     def __post_init__(self) -> None:
         check(self.stage in STAGES, "stage", f"one of {list(STAGES)}", self.stage)
+        if self.trainable is not None:
+            self._check_trainable()
         if self.stage == "grpo":
             check(self.init_from is not None, "init_from", "a supervised model directory (stage grpo starts from one)")
             for m, enc in self.model.encoders.items():
@@ -120,6 +128,23 @@ class TrainConfig:
             check(self.grpo is None, "grpo", f"no grpo block for stage {self.stage!r} (it is read by stage grpo only)")
         for m in self.model.projectors:
             check(m in MODALITIES, f"model.projectors.{m}", f"a modality among {list(MODALITIES)}", m)
+
+    def _check_trainable(self) -> None:
+        """Each name must be a group this model has, so a typo cannot silently freeze everything."""
+        model = self.model
+        groups = [f"projectors.{m}" for m in model.projectors] + ["projectors"]
+        groups += ["prefusion"] * model.prefusion.enabled + ["landmark_attention"] * model.landmark_attention.enabled
+        groups += ["lora"] * (model.lora is not None)
+        tuned = [m for m, enc in model.encoders.items() if enc.train.trainable]
+        groups += [f"encoders.{m}" for m in tuned] + ["encoders"] * bool(tuned)
+        names = self.trainable
+        check(self.stage != "grpo", "trainable", "null for stage grpo (its trainer trains the LoRA)", names)
+        check(isinstance(names, list) and bool(names) and len(set(map(str, names))) == len(names), "trainable",
+              f"a non-empty list of distinct module groups among {groups}", names)
+        for name in names:
+            check(name in groups, "trainable", f"module groups of this model, among {groups}", name)
+        check(self.stage != "align" or "lora" not in names, "trainable",
+              "no 'lora' for stage align (it keeps the LLM frozen; stage instruct trains the LoRA)", names)
 
 
 def load_train_config(path: str | None, overrides: list[str] | None = None, check_checkpoints: bool = True) -> TrainConfig:

@@ -70,7 +70,7 @@ def setup(cfg: TrainConfig) -> Setup:
         model, processor = load_model(cfg.init_from, trainable=True, trust=UserTrust.from_config(cfg.model))
     else:
         model, processor = build_model(cfg.model, seed=cfg.optim.seed)
-    freeze_for_stage(model, cfg.stage)
+    freeze_for_stage(model, cfg.stage, cfg.trainable)
     train_dataset = make_dataset(cfg, cfg.data.train, model, processor, train=True)
     eval_dataset = make_dataset(cfg, cfg.data.eval, model, processor, train=False) if cfg.data.eval else None
     trainer = EmotionTrainer(

@@ -25,8 +25,31 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the message names the step and the batch's sample ids."""
 
 
-def freeze_for_stage(model: EmotionLM, stage: str) -> None:
-    """align: projectors (and pre-fusion) only. instruct: projectors + LoRA. The base LLM never trains."""
+def trainable_group(name: str) -> list[str]:
+    """The groups of the `trainable` key (TrainConfig.trainable) that a parameter belongs to."""
+    if name.startswith("llm."):
+        return ["lora"] if "lora_" in name else []
+    if name.startswith("encoders."):  # a tuned encoder: its adapters, never its base weights
+        return ["encoders", ".".join(name.split(".", 2)[:2])] if "lora_" in name else []
+    top = name.split(".", 1)[0]
+    if top == "projectors":
+        return ["projectors", ".".join(name.split(".", 2)[:2])]  # "projectors" and "projectors.<modality>"
+    return [top]
+
+
+def freeze_for_stage(model: EmotionLM, stage: str, trainable: list[str] | None = None) -> None:
+    """align: projectors (and pre-fusion, landmark attention) only. instruct: those + LoRA. The base LLM
+    never trains. `trainable` (the config key) names the groups to train instead of the stage's default:
+    everything else stays frozen, so its weights come out of training bit-identical."""
+    if trainable is not None:
+        present = {group for name, _ in model.named_parameters() for group in trainable_group(name)}
+        for group in trainable:
+            if group not in present:
+                raise ConfigError(f"key 'trainable': {group!r} names no parameters of this model; "
+                                  f"it has {sorted(present)}")
+        for name, param in model.named_parameters():
+            param.requires_grad = bool(set(trainable_group(name)) & set(trainable))
+        return
     for name, param in model.named_parameters():
         if name.startswith(("llm.", "encoders.")):
             # A tuned encoder's adapters train with the LLM's, as a native backbone's towers (align: connector only).
