@@ -143,3 +143,17 @@ def test_infer_requests_carry_the_samples_subtitle_and_task(tmp_path):
     request = sample_request(sample, ["happy"], ["audio"], tmp_path, max_tokens=4)
     assert request.prompt_fields == {"subtitle": "I did it!", "task": "cot"}
     assert request.messages == [{"role": "user", "content": "Why?"}]
+
+
+def test_generation_prompts_carry_the_text_fields(tokenizer):
+    """Held-out scoring during training builds its prompts with the sample's fields, as the training batches do."""
+    import torch
+
+    from emoreason.model.generation import collate_prompts
+
+    proc = processor(tokenizer, template())
+    batch = collate_prompts(proc, [(TURNS[:1], {"frame": torch.zeros(4, 3)}, {"subtitle": "Hi", "task": "cot"}),
+                                   (TURNS[:1], {"frame": torch.zeros(8, 3)})])
+    first, second = (tokenizer.decode([t for t, m in zip(ids, media) if m == 0 and t != proc.pad_id])
+                     for ids, media in zip(batch["input_ids"].tolist(), batch["media_ids"].tolist()))
+    assert "says: Hi. [reason_v2]" in first and "says" not in second and "[emotion]" in second

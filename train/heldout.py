@@ -13,6 +13,7 @@ from emoreason.model.features import cached_features
 from emoreason.model.generation import generate_texts, prompt_turns
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
+from emoreason.model.prompt_template import sample_prompt_fields
 from emoreason.schema import Sample, load_samples
 
 
@@ -39,7 +40,7 @@ def score_samples(
     """Greedy answers to each sample's prompt (its conversation without the last answer), scored against
     targets.emotion with the evaluator's label rule; samples without a conversation or an emotion are left out."""
     samples = [s for s in samples if s.conversations and s.targets and s.targets.emotion]
-    prompts = [(prompt_turns(s.conversations), features(s)) for s in samples]
+    prompts = [(prompt_turns(s.conversations), features(s), sample_prompt_fields(s)) for s in samples]
     texts = generate_texts(model, processor, prompts, max_new_tokens=max_new_tokens)
     parsed = [extract_label(t, labels) for t in texts]
     correct = sum(p == s.targets.emotion for p, s in zip(parsed, samples))

@@ -31,22 +31,24 @@ def left_pad(pad_id: int, encoded: Sequence[EncodedConversation]) -> dict[str, t
     }
 
 
-def collate_prompts(processor: EmotionProcessor, prompts: Sequence[tuple[Sequence[Any], Mapping[str, torch.Tensor]]]) -> dict:
-    """Left-pad (turns, features) prompts so every row's last token is where generation starts."""
-    encoded = [processor.encode(turns, {m: f.shape[0] for m, f in feats.items()}, generation_prompt=True) for turns, feats in prompts]
-    return left_pad(processor.pad_id, encoded) | {"features": collate_features([feats for _, feats in prompts])}
+def collate_prompts(processor: EmotionProcessor, prompts: Sequence[tuple]) -> dict:
+    """Left-pad (turns, features) prompts so every row's last token is where generation starts. A prompt may carry a
+    third item: its sample's text fields for a recipe's prompt template (emoreason.model.prompt_template)."""
+    encoded = [processor.encode(p[0], {m: f.shape[0] for m, f in p[1].items()}, generation_prompt=True,
+                                fields=p[2] if len(p) > 2 else None) for p in prompts]
+    return left_pad(processor.pad_id, encoded) | {"features": collate_features([p[1] for p in prompts])}
 
 
 @torch.no_grad()
 def generate_texts(
     model: EmotionLM,
     processor: EmotionProcessor,
-    prompts: Sequence[tuple[Sequence[Any], Mapping[str, torch.Tensor]]],
+    prompts: Sequence[tuple],
     max_new_tokens: int = 64,
     batch_size: int = 8,
     **generate_kwargs,
 ) -> list[str]:
-    """Answer text per (turns, features) prompt; greedy unless do_sample=True is passed."""
+    """Answer text per (turns, features[, prompt fields]) prompt; greedy unless do_sample=True is passed."""
     tokenizer = processor.tokenizer
     kwargs = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": processor.pad_id, "eos_token_id": tokenizer.eos_token_id}
     kwargs |= generate_kwargs
