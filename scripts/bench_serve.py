@@ -11,8 +11,12 @@ Load is generated the way `emoreason serve` handles it: each in-flight request i
 flight until `requests` have finished. For each backend and concurrency:
 - requests/s and output tokens/s, p50/p95 latency;
 - time split: media (decode, faces, encoders, projectors) against LLM, summed over requests;
-- `live`: each request carries its clip (the full path); `cached`: the same requests with their
-  features precomputed, which isolates the LLM stage;
+- `live`: each request carries its clip (the full path), prepared by the engine's media stage (decode pool,
+  encoders batched across requests; emoreason/serving/media_stage.py); `live_serial`: the same engine with
+  the stage off (one request's media at a time, as before the stage); `cached`: the same requests with
+  their features precomputed, which isolates the LLM stage; `live_cheap_faces`: the stage with faces
+  detected on an 80 px copy of every 2nd frame (a throughput figure: those features differ from the
+  model's training features);
 - the limit: the same vLLM engine fed plain token prompts of the same lengths, no media. Each
   request gets its own random token ids: the real prompts differ per clip, and identical token
   prompts would let vLLM's prefix cache skip most of the prefill work.
@@ -36,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_VLLM_OVER_HF = 3.0
 GOAL_MULTIMODAL_OVER_PLAIN = 0.8
+GOAL_LIVE_OVER_CACHED = 0.5  # issue 17: live vLLM against cached-feature vLLM at c=32
+CHEAP_FACES = {"detect_short_side": 80, "detect_every": 2}
 
 
 def build_model(workdir: Path, num_per_class: int) -> tuple[Path, list[Path], list[str]]:
@@ -105,12 +111,30 @@ def engine_calls(engine, requests, prepared) -> dict[str, Callable[[int], tuple[
         (c,) = engine.generate([requests[i % len(requests)]])
         return c.completion_tokens, c.media_seconds, c.llm_seconds
 
+
     def cached(i: int):
         p = prepared[i % len(prepared)]
         (c,) = engine.generate_prepared([prepare_with_features(p.request, p.features, engine.processor, p.absent)])
         return c.completion_tokens, c.media_seconds, c.llm_seconds
 
-    return {"live": live, "cached": cached}
+    # live_serial / live_cheap_faces: the same engine with its media stage off, or on cheaper face detection,
+    # while it is measured (see main).
+    return {"live": live, "live_serial": live, "live_cheap_faces": live, "cached": cached}
+
+
+def cheap_faces_stage(engine):
+    """A media stage like the engine's whose face detection is the cheapest of scripts/bench_faces.py's settings.
+
+    A throughput figure only: its face features differ from the ones the model was trained on.
+    """
+    import dataclasses
+
+    from emoreason.features.featurizer import Featurizer
+    from emoreason.serving.media_stage import MediaStage
+
+    media = engine.featurizer.media
+    media = dataclasses.replace(media, faces=dataclasses.replace(media.faces, **CHEAP_FACES))
+    return MediaStage(Featurizer(engine.featurizer.encoders, media), engine.media_stage.config)
 
 
 def plain_token_call(engine, lengths: list[int], max_tokens: int) -> Callable[[int], tuple[int, float, float]]:
@@ -150,6 +174,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=0, help="requests per measurement (default max(32, 4 x concurrency))")
     parser.add_argument("--backends", nargs="+", default=["hf", "vllm"])
     parser.add_argument("--no-native", action="store_true", help="skip the native section (scripts/bench_native.py)")
+    parser.add_argument("--no-media", action="store_true",
+                        help="skip the media stage and face-detection sections (scripts/bench_media_stage.py, scripts/bench_faces.py)")
+    parser.add_argument("--media-clips", type=int, default=16, help="synthetic clips of those two sections")
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -171,12 +198,20 @@ def main() -> int:
         for c in clips
     ]
     report: dict = {
+        "load_average_at_start": list(os.getloadavg()),
         "model": str(export),
         "clips": len(clips),
         "max_tokens": args.max_tokens,
         "cpu_count": os.cpu_count(),
         "results": {},
     }
+    if not args.no_media:  # before any engine runs, so nothing else competes for the cores
+        from bench_faces import faces_section
+        from bench_media_stage import media_stage_section
+
+        report["media_stage"] = media_stage_section(args.media_clips, max(args.concurrency))
+        print(f"media stage: {report['media_stage']['clips_per_s']} clips/s", file=sys.stderr)
+        report["faces"] = faces_section(args.media_clips)
     for backend in args.backends:
         engine = load_engine(backend, export, max_batch_size=max(args.concurrency))
         prepared = [engine.prepare(r) for r in requests]  # also warms the encoders
@@ -185,12 +220,18 @@ def main() -> int:
         if backend == "vllm":
             calls["plain_tokens"] = plain_token_call(engine, [len(p.encoded) for p in prepared], args.max_tokens)
         out = report["results"][backend] = {}
+        stage = engine.media_stage
+        cheap = cheap_faces_stage(engine)
         for name, call in calls.items():
+            # live_serial: one request's media at a time behind the media lock, as before the stage.
+            engine.media_stage = {"live_serial": None, "live_cheap_faces": cheap}.get(name, stage)
             call(0)  # warm-up
             for c in args.concurrency:
                 n = args.requests or max(32, 4 * c)
                 out.setdefault(name, {})[f"c{c}"] = run_load(call, n, c)
                 print(f"{backend} {name} c={c}: {out[name][f'c{c}']['requests_per_s']} req/s", file=sys.stderr)
+        engine.media_stage = stage
+        cheap.close()
         if hasattr(engine, "close"):
             engine.close()
 
@@ -205,13 +246,28 @@ def main() -> int:
             plain = results["vllm"]["plain_tokens"][top]
             ratios[f"multimodal_{path}_over_plain_tokens_{top}"] = round(vllm["output_tokens_per_s"] / plain["output_tokens_per_s"], 2)
             ratios[f"multimodal_{path}_over_plain_requests_{top}"] = round(vllm["requests_per_s"] / plain["requests_per_s"], 2)
+        vllm = results["vllm"]
+        ratios[f"vllm_live_over_cached_requests_{top}"] = round(vllm["live"][top]["requests_per_s"] / vllm["cached"][top]["requests_per_s"], 2)
+        ratios[f"vllm_live_cheap_faces_over_cached_requests_{top}"] = round(
+            vllm["live_cheap_faces"][top]["requests_per_s"] / vllm["cached"][top]["requests_per_s"], 2)
+        ratios[f"vllm_over_hf_live_cheap_faces_requests_{top}"] = round(
+            vllm["live_cheap_faces"][top]["requests_per_s"] / results["hf"]["live_cheap_faces"][top]["requests_per_s"], 2)
+        ratios[f"vllm_live_serial_over_cached_requests_{top}"] = round(
+            vllm["live_serial"][top]["requests_per_s"] / vllm["cached"][top]["requests_per_s"], 2)
+        for backend in ("hf", "vllm"):
+            ratios[f"{backend}_media_stage_over_serial_requests_{top}"] = round(
+                results[backend]["live"][top]["requests_per_s"] / results[backend]["live_serial"][top]["requests_per_s"], 2)
+        ratios[f"vllm_over_hf_live_serial_requests_{top}"] = round(
+            vllm["live_serial"][top]["requests_per_s"] / results["hf"]["live_serial"][top]["requests_per_s"], 2)
         report["ratios"] = ratios
-        report["goals"] = {"vllm_over_hf_at_c32": GOAL_VLLM_OVER_HF, "multimodal_over_plain_vllm": GOAL_MULTIMODAL_OVER_PLAIN}
+        report["goals"] = {"vllm_over_hf_at_c32": GOAL_VLLM_OVER_HF, "multimodal_over_plain_vllm": GOAL_MULTIMODAL_OVER_PLAIN,
+                           "vllm_live_over_cached_at_c32": GOAL_LIVE_OVER_CACHED}
     if not args.no_native:
         from bench_native import native_serve_section
 
         report["native"] = native_serve_section(Path(args.workdir) / "native", args.num_per_class, [1, max(args.concurrency)],
                                                 args.max_tokens, args.requests)
+    report["load_average_at_end"] = list(os.getloadavg())
     print(json.dumps(report, indent=2), file=json_out, flush=True)
     return 0
 
