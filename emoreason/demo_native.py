@@ -15,6 +15,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from emoreason.atomic import write_json_atomic
 from emoreason.schema import Sample
 
 TRAIN_CONFIG = "configs/train/tiny_native.yaml"
@@ -116,4 +117,10 @@ def main(workdir: Path, num_per_class: int, seed: int, overrides: list[str]) -> 
     eval_main(["--predictions", str(predictions), "--references", str(data.heldout), "--out-dir", str(board),
                "--name", "tiny-native-demo", "--model", str(export_dir), "--labels", ",".join(data.labels)])
     print((board / "leaderboard.md").read_text(), end="")
+    # The figures above as data, for scripts and tests (the console lines stay the human summary).
+    write_json_atomic(workdir / "demo_report.json", {
+        "kind": "native", "twin": TWIN_KIND, "heldout_clips": total, "chance": 1 / len(data.labels),
+        "accuracy_with_media": with_media, "accuracy_without_media": without, "unmatched_with_media": unmatched,
+        "model": str(final), "export": str(export_dir), "predictions": str(predictions), "leaderboard": str(board),
+    })
     return 0
