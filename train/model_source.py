@@ -91,6 +91,8 @@ def model_from_contract(data: dict[str, Any]) -> PrepContract | None:
     model = data.get("model") or {}
     prepped = {m: dataclasses.asdict(e) for m, e in contract.settings.encoders.items()}
     modalities = list(model.get("projectors") or prepped)
+    if (model.get("landmark_attention") or {}).get("enabled") and "landmarks" in prepped and "landmarks" not in modalities:
+        modalities.append("landmarks")  # read by the landmark attention, which needs no landmarks projector
     encoders = dict(model.get("encoders") or {})
     for m in modalities:
         if m in prepped:

@@ -12,8 +12,9 @@ A visual token attends only to the region tokens of its own frame: the visual to
 (an encoder's tokens for frame 0, then frame 1, ...), so token j of an item with g tokens per frame
 belongs to frame j // g. An item's real visual token count must be a multiple of its landmark
 frames; anything else is an error. Items without landmarks keep their visual tokens unchanged.
-Coordinates are expected normalised over the face, as the landmark encoder gives them (centred, unit
-RMS radius: emoreason/encoders/landmarks.py); Face-LLaVA normalises them to [0, 1] over the face crop.
+Coordinates are expected normalised over the face, as the landmark encoder gives them (aligned onto a
+neutral reference face and minus it: emoreason/encoders/landmarks.py); Face-LLaVA normalises them to
+[0, 1] over the face crop.
 """
 
 from __future__ import annotations
