@@ -19,6 +19,7 @@ import torch
 from emoreason.features.cache import check_feature_refs
 from emoreason.model.features import cached_features
 from emoreason.model.generation import prompt_turns
+from emoreason.model.prompt_template import sample_prompt_fields
 from emoreason.schema import Sample, load_samples
 from emoreason.train.grpo_config import CurriculumPhase
 
@@ -37,6 +38,10 @@ class PromptStore:
 
     def turns(self, sample_id: str) -> list:
         return prompt_turns(self.samples[sample_id].conversations)
+
+    def prompt_fields(self, sample_id: str) -> dict[str, str | None]:
+        """The sample's subtitle and task, for a recipe's prompt template (as in supervised training)."""
+        return sample_prompt_fields(self.samples[sample_id])
 
     def features(self, sample_id: str) -> dict[str, torch.Tensor]:
         return cached_features(self.samples[sample_id], self.folders[sample_id], self.modalities)

@@ -120,7 +120,8 @@ class EmotionGRPOTrainer(EmotionTrainer, GRPOTrainer):
         features = [self.store.features(i) for i in ids]
         processor = self.emotion_processor
         self._encoded = [
-            processor.encode(self.store.turns(i), {m: f.shape[0] for m, f in feats.items()}, generation_prompt=True)
+            processor.encode(self.store.turns(i), {m: f.shape[0] for m, f in feats.items()}, generation_prompt=True,
+                             fields=self.store.prompt_fields(i))
             for i, feats in zip(ids, features)
         ]
         device = self.accelerator.device
