@@ -18,6 +18,9 @@ spread roughly evenly from ~100 to ~250 tokens. The copies share the cached feat
    input_ids of the same [b, s] shape, mask and labels (same LoRA); medians over interleaved repeats after warm-up.
 3. grpo (scripts/bench_grpo.py; `--only-grpo` runs it alone): rollout tokens/s and optimiser steps/s of stage grpo
    on the tiny twin (configs/recipes/tiny_grpo.yaml), HF generation (the only rollout backend).
+4. recipes (scripts/bench_recipes.py; `--only-recipes` runs it alone): step time of every projector recipe's tiny twin
+   in configs/recipes/ against the plain `mlp` recipe on the same token ids (equal token count), and the share of the
+   step spent in the recipe's connectors (and in a LoRA-tuned encoder), in one run.
 """
 
 from __future__ import annotations
@@ -236,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--native-steps", type=int, default=12, help="steps of the native section (0: skip; scripts/bench_native.py)")
     parser.add_argument("--grpo-steps", type=int, default=10, help="timed steps of the grpo section (0: skip; scripts/bench_grpo.py)")
     parser.add_argument("--only-grpo", action="store_true", help="run the grpo section alone")
+    parser.add_argument("--recipe-repeats", type=int, default=20, help="timed steps per recipe of the recipes section (0: skip)")
+    parser.add_argument("--only-recipes", action="store_true", help="run the recipes section alone")
     args = parser.parse_args(argv)
 
     from emoreason.demo import prepare_tiny_data
@@ -246,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     stdout = sys.stdout
     if args.only_grpo:
         print(json.dumps({"grpo": run_grpo_section(args)}, indent=2), file=stdout)
+        return 0
+    if args.only_recipes:
+        print(json.dumps({"recipes": run_recipes_section(args)}, indent=2), file=stdout)
         return 0
     # Training prints its own log lines; keep stdout for the one JSON object.
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp, contextlib.redirect_stdout(sys.stderr):
@@ -295,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             result["native"] = native_train_section(Path(tmp), args.num_per_class, args.native_steps, args.batch_size)
     if args.grpo_steps:
         result["grpo"] = run_grpo_section(args)
+    if args.recipe_repeats:
+        result["recipes"] = run_recipes_section(args)
     print(json.dumps(result, indent=2), file=stdout)
     return 0
 
@@ -308,6 +318,17 @@ def run_grpo_section(args) -> dict:
         work = Path(args.workdir or tmp)
         data = prepare_tiny_data(work / "tiny", num_per_class=args.num_per_class, seed=0)
         return grpo_section(data, work, args.grpo_steps, args.warmup) | {"torch_threads": torch.get_num_threads()}
+
+
+
+def run_recipes_section(args) -> dict:
+    from bench_recipes import recipes_section
+
+    from emoreason.model.tiny_llm import build_tiny_llm
+
+    with tempfile.TemporaryDirectory(prefix="bench_train_recipes_") as tmp, contextlib.redirect_stdout(sys.stderr):
+        work = Path(args.workdir or tmp) / "recipes"
+        return recipes_section(work, build_tiny_llm(work / "llm", seed=0), args.warmup, args.recipe_repeats)
 
 
 if __name__ == "__main__":
