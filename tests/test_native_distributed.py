@@ -1,5 +1,5 @@
 """torchrun with 2 ranks under DeepSpeed ZeRO-2 and ZeRO-3 on CPU for the tiny native twin, through `emoreason train`
-itself; under ZeRO-3 the saved `full` components are the gathered parameters, not a rank's partition."""
+itself; under ZeRO-3 the saved `full` components are whole, trained tensors."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _torchrun_train(tmp_path: Path, zero: str, extra: list[str] = ()):
     return data, out, text
 
 
-def test_two_ranks_zero3_save_the_gathered_full_components(tmp_path):
+def test_two_ranks_zero3_save_whole_trained_full_components(tmp_path):
     import transformers as tf
     from safetensors.torch import load_file
 
