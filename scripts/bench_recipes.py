@@ -1,7 +1,7 @@
 """The `recipes` section of scripts/bench_train.py: each projector recipe's tiny twin against the plain `mlp` recipe.
 
 Every train recipe in configs/recipes/ with a `model.projectors` block and a prep file beside it is built as its
-tiny twin (the same twin as tests/test_projector_recipes.py: tests/projector_twins.py), on one synthetic clip
+tiny twin (emoreason.recipe_twins, the twin tests/test_projector_recipes.py checks), on one synthetic clip
 whose features its own Featurizer computes (landmarks from the clip's annotation). For each recipe:
 
 - step_ms: one optimiser step (forward, backward, AdamW step over the twin's trainable parameters) on a batch of
@@ -18,7 +18,6 @@ whose features its own Featurizer computes (landmarks from the clip's annotation
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -28,18 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Which emotion does the person express?"
 
 
-def _batch(featurizer, processor, modalities, tuned, sample, clip: Path, copies: int) -> dict:
+def _batch(featurizer, processor, modalities, sample, clip: Path, copies: int) -> dict:
     """`copies` identical training items of the clip, collated as the dataset and collator build them."""
-    from emoreason.model.features import training_inputs
-    from emoreason.model.prompt_template import sample_prompt_fields
+    from emoreason.recipe_twins import training_item
     from emoreason.train.collator import EmotionCollator
 
-    features, images = training_inputs(featurizer, {"video": clip}, modalities, landmarks=sample.landmarks)
-    counts = {m: f.shape[0] for m, f in features.items()} | {m: tuned[m].num_tokens(x) for m, x in images.items()}
     turns = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "happy"}]
-    encoded = processor.encode(turns, counts, fields=sample_prompt_fields(sample))
-    item = {"input_ids": encoded.input_ids, "media_ids": encoded.media_ids, "labels": encoded.labels,
-            "features": features, "encoder_inputs": images}
+    item = training_item(featurizer, processor, modalities, sample, clip, turns)
     batch = EmotionCollator(processor.pad_id)([item] * copies)
     return {k: batch[k] for k in ("input_ids", "attention_mask", "media_ids", "labels", "features", "encoder_inputs") if k in batch}
 
@@ -119,8 +113,7 @@ def _median_ms(runs: dict, warmup: int, repeats: int) -> dict[str, float]:
 
 
 def recipes_section(work: Path, tiny_llm: str, warmup: int, repeats: int, batch: int = 4) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from projector_twins import projector_recipes, twin_configs
+    from emoreason.recipe_twins import projector_recipes, twin_configs
 
     from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
     from emoreason.features.featurizer import Featurizer
@@ -131,11 +124,11 @@ def recipes_section(work: Path, tiny_llm: str, warmup: int, repeats: int, batch:
     encoders_dir = work / "encoders"
     plain = _plain_mlp(tiny_llm, encoders_dir)
     result: dict = {"batch": batch, "repeats": repeats, "torch_threads": torch.get_num_threads(), "recipes": {}}
-    for recipe in projector_recipes():
+    for recipe in projector_recipes(ROOT / "configs" / "recipes"):
         train = twin_configs(recipe, tiny_llm, encoders_dir, work / recipe.stem).train
         model, processor = build_model(train.model, seed=0)
         featurizer = Featurizer(train.model.encoders, train.model.media, tuned=model.tuned_encoders)
-        inputs = _batch(featurizer, processor, train.model.modalities, featurizer.tuned, sample, clip, batch)
+        inputs = _batch(featurizer, processor, train.model.modalities, sample, clip, batch)
         plain_inputs = _as_plain(inputs, plain)
         runs = {"step": _stepper(model, inputs, train.optim.learning_rate), "mlp_step": _stepper(plain, plain_inputs, 1e-3),
                 "connectors": _connectors(model, inputs)}

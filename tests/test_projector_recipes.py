@@ -1,4 +1,4 @@
-"""Every projector recipe in configs/recipes/ on its tiny twin (tests/projector_twins.py says how a recipe joins):
+"""Every projector recipe in configs/recipes/ on its tiny twin (emoreason/recipe_twins.py says how a recipe joins):
 it builds; its processor lays out exactly the recipe's tokens for a synthetic clip; two training steps lower the
 loss; the saved model reloads with identical logits; and the `hf` and `vllm` backends answer alike.
 
@@ -13,11 +13,12 @@ import copy
 import pytest
 import torch
 
-from projector_twins import (
+from emoreason.recipe_twins import (
     media_runs,
     projector_recipes,
     stage2_recipes,
     token_layout,
+    training_item,
     twin_configs,
 )
 
@@ -104,23 +105,16 @@ def twin(recipe, tiny_llm_dir, tmp_path_factory):
 
 def clip_batch(entry, clips, answer: str | None = "happy"):
     """A training batch of the clips (features, tokens, labels) as the dataset and collator build it."""
-    from emoreason.model.features import training_inputs
     from emoreason.train.collator import EmotionCollator
-    from emoreason.model.prompt_template import sample_prompt_fields
 
-    items = []
     modalities = entry["configs"].train.model.modalities
+    turns = [{"role": "user", "content": QUESTION}] + ([{"role": "assistant", "content": answer}] if answer else [])
+    items = []
     for sample, path in clips:
-        # Tuned encoders' modalities come as images for the model's forward (encoder_inputs), as the dataset gives them.
-        # The sample's annotations reach the Featurizer as prep gives them (Face-LLaVA's landmarks).
-        features, images = training_inputs(entry["featurizer"], {"video": path}, modalities, landmarks=sample.landmarks)
-        assert set(features) | set(images) == set(modalities), f"the test clip lacks {set(modalities) - set(features) - set(images)}"
-        turns = [{"role": "user", "content": QUESTION}] + ([{"role": "assistant", "content": answer}] if answer else [])
-        counts = {m: f.shape[0] for m, f in features.items()}
-        counts |= {m: entry["featurizer"].tuned[m].num_tokens(x) for m, x in images.items()}
-        encoded = entry["processor"].encode(turns, counts, generation_prompt=answer is None, fields=sample_prompt_fields(sample))
-        items.append({"input_ids": encoded.input_ids, "media_ids": encoded.media_ids, "labels": encoded.labels,
-                      "features": features, "encoder_inputs": images})
+        item = training_item(entry["featurizer"], entry["processor"], modalities, sample, path, turns, generation_prompt=answer is None)
+        given = set(item["features"]) | set(item["encoder_inputs"])
+        assert given == set(modalities), f"the test clip lacks {set(modalities) - given}"
+        items.append(item)
     return EmotionCollator(entry["processor"].pad_id)(items)
 
 
@@ -191,7 +185,7 @@ def test_twin_trains_and_reloads_with_identical_logits(recipe, tiny_llm_dir, tmp
 def test_stage2_recipe_loads_on_its_stage1_twin(recipe, tiny_llm_dir, tmp_path_factory, tmp_path):
     from emoreason.model.loading import save_model
     from emoreason.train.config import load_train_config
-    from projector_twins import STAGE2_LINE, twin_overrides
+    from emoreason.recipe_twins import STAGE2_LINE, twin_overrides
 
     first = recipe.with_name(STAGE2_LINE.search(recipe.read_text()).group(1))
     entry = twin(first, tiny_llm_dir, tmp_path_factory)

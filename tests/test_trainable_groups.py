@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from projector_twins import RECIPES_DIR, twin_configs, twin_overrides
+from emoreason.recipe_twins import RECIPES_DIR, twin_configs, twin_overrides
 
 FACE_LLAVA = RECIPES_DIR / "face_llava.yaml"
 
