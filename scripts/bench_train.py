@@ -17,7 +17,7 @@ spread roughly evenly from ~100 to ~250 tokens. The copies share the cached feat
 2. multimodal_overhead: forward + backward of EmotionLM on one collated batch against its own peft-wrapped LLM fed
    input_ids of the same [b, s] shape, mask and labels (same LoRA); medians over interleaved repeats after warm-up.
 3. grpo (scripts/bench_grpo.py; `--only-grpo` runs it alone): rollout tokens/s and optimiser steps/s of stage grpo
-   on the tiny twin (configs/recipes/tiny_grpo.yaml), HF generation (the only rollout backend).
+   on the tiny twin (configs/recipes/tiny_grpo.yaml), hf rollouts against vLLM rollouts (grpo.rollout_backend) in one run.
 4. recipes (scripts/bench_recipes.py; `--only-recipes` runs it alone): step time of every projector recipe's tiny twin
    in configs/recipes/ against the plain `mlp` recipe on the same token ids (equal token count), and the share of the
    step spent in the recipe's connectors (and in a LoRA-tuned encoder), in one run.

@@ -18,6 +18,7 @@ REWARD_NAMES = ("label", "format", "open_vocab", "au", "cot_consistency", "judge
 FORMAT_STYLES = ("think_answer", "cot_sections")
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
+ROLLOUT_BACKENDS = ("hf", "vllm")
 
 
 @dataclasses.dataclass
@@ -81,7 +82,8 @@ class GRPOSettings:
     curriculum: list[CurriculumPhase] | None = None
     """Ordered phases (data set / task filter, steps); default one phase of optim.max_steps on data.train."""
     rollout_backend: str = "hf"
-    """'hf': EmotionLM.generate (transformers generate on inputs_embeds), the one backend (docs/grpo.md)."""
+    """'hf': the policy's own generate (transformers); 'vllm': an in-process vLLM engine on the run's init/ with the
+    GRPO LoRA synced each optimiser step (emoreason.train.vllm_rollouts, docs/grpo.md "Rollouts")."""
     log_completions: bool = False
 
     def __post_init__(self) -> None:
@@ -104,7 +106,7 @@ class GRPOSettings:
         check(self.num_iterations >= 1, "num_iterations", "an integer >= 1", self.num_iterations)
         check(self.loss_type in LOSS_TYPES, "loss_type", f"one of {list(LOSS_TYPES)}", self.loss_type)
         check(self.scale_rewards in SCALE_REWARDS, "scale_rewards", f"one of {list(SCALE_REWARDS)}", self.scale_rewards)
-        check(self.rollout_backend == "hf", "rollout_backend", "'hf' (the only rollout backend)", self.rollout_backend)
+        check(self.rollout_backend in ROLLOUT_BACKENDS, "rollout_backend", f"one of {list(ROLLOUT_BACKENDS)}", self.rollout_backend)
 
     @property
     def weights(self) -> list[float]:

@@ -31,6 +31,7 @@ from emoreason.train.grpo_config import CurriculumPhase
 from emoreason.train.grpo_data import PromptStore, build_store, curriculum_rows, prompt_dataset
 from emoreason.train.grpo_rewards import JudgeReward, build_rewards, check_judge, check_reward_data
 from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
+from emoreason.train.vllm_rollouts import check_rollout_backend, projector_rollouts
 
 INIT_DIR = "init"
 INIT_STAMP = "grpo_init.json"
@@ -179,6 +180,7 @@ def setup_grpo(cfg: TrainConfig, judge=None) -> GRPOSetup:
 
     set_seed(cfg.optim.seed)
     per_step = prompts_per_step(cfg)  # a batch error before any weights load
+    check_rollout_backend(cfg, world_size())
     model, processor = policy_model(cfg)
     run_phases = phases(cfg)
     store, per_phase = build_store(run_phases, cfg.data.train, model.model_config.modalities)
@@ -192,6 +194,7 @@ def setup_grpo(cfg: TrainConfig, judge=None) -> GRPOSetup:
     trainer = EmotionGRPOTrainer(
         model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
         train_dataset=prompt_dataset(store, rows), emotion_processor=processor,
+        rollouts=projector_rollouts(cfg, model.model_config),
     )
     return GRPOSetup(cfg, model, processor, store, labels, trainer)
 

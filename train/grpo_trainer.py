@@ -12,7 +12,9 @@ resume. It overrides TRL where EmotionLM breaks its assumptions (docs/grpo.md li
   media placeholders expanded, and the batch's `media_ids` and features ride beside TRL's tensors
   (`_generate_and_score_completions` adds them to its output, so TRL's shuffle and split keep them
   aligned with their rows);
-- `_generate_single_turn` samples through EmotionLM.generate (transformers generate on inputs_embeds);
+- `_generate_single_turn` samples through EmotionLM.generate (transformers generate on inputs_embeds),
+  or (rollout_backend vllm) sends the same prompt embeddings to vLLM with the GRPO LoRA synced
+  (emoreason.train.vllm_rollouts);
 - `_get_per_token_logps_and_entropies` runs EmotionLM.forward with the rows' media;
 - the KL reference is the policy with its LoRA disabled (peft `disable_adapter()`), not a second
   model: TRL would otherwise load a copy of the LLM by its hub id.
@@ -32,6 +34,7 @@ from emoreason.model.generation import left_pad
 from emoreason.model.modeling import EmotionLM
 from emoreason.train.grpo_data import PromptStore
 from emoreason.train.trainer import EmotionTrainer
+from emoreason.train.vllm_rollouts import VLLMRollouts, completions_up_to_eos
 
 FEATURES_PREFIX = "features."
 MASK_SUFFIX = ".mask"
@@ -78,10 +81,13 @@ def _expose_llm_surface(model: EmotionLM) -> None:
 
 
 class EmotionGRPOTrainer(EmotionTrainer, GRPOTrainer):
-    def __init__(self, *, model: EmotionLM, store: PromptStore, reward_funcs, args, train_dataset, emotion_processor):
+    def __init__(self, *, model: EmotionLM, store: PromptStore, reward_funcs, args, train_dataset, emotion_processor,
+                 rollouts: VLLMRollouts | None = None):
+        """rollouts: the vLLM engine that samples the completions (grpo.rollout_backend vllm); None: EmotionLM.generate."""
         if model.model_config.lora is None:
             raise ValueError("stage grpo trains a LoRA: the policy model has none")
         self.store = store
+        self.rollouts = rollouts
         self._media: RowMedia | None = None
         self._encoded = None
         _expose_llm_surface(model)
@@ -140,19 +146,23 @@ class EmotionGRPOTrainer(EmotionTrainer, GRPOTrainer):
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         device = self.accelerator.device
         padded = left_pad(self.emotion_processor.pad_id, self._encoded)
+        input_ids, attention_mask = padded["input_ids"].to(device), padded["attention_mask"].to(device)
         policy = self._policy()
+        if self.rollouts is not None:
+            return self._vllm_rollouts(policy, input_ids, attention_mask), None
         with torch.no_grad():
-            new_tokens = policy.generate(
-                padded["input_ids"].to(device), padded["attention_mask"].to(device), self._media.media_ids,
-                self._media.features, generation_config=self.generation_config,
-            )
-        # Keep each completion up to and including its first end-of-sequence token (as TRL does).
-        eos = set(self.eos_token_ids)
-        completions = []
-        for row in new_tokens.tolist():
-            end = next((k for k, t in enumerate(row) if t in eos), len(row) - 1)
-            completions.append(row[: end + 1])
-        return completions, None
+            new_tokens = policy.generate(input_ids, attention_mask, self._media.media_ids, self._media.features,
+                                         generation_config=self.generation_config)
+        return completions_up_to_eos(new_tokens.tolist(), self.eos_token_ids), None
+
+    def _vllm_rollouts(self, policy: EmotionLM, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[int]]:
+        """The rows' prompt embeddings (the same EmotionLM.embed the hf path runs) sampled by vLLM under the synced LoRA."""
+        self.rollouts.sync(policy.llm, self.state.global_step)
+        with torch.no_grad():
+            embeds = policy.embed(input_ids, self._media.media_ids, self._media.features)  # [b, s, D], left-padded
+        prompts = [{"prompt_embeds": row[mask.bool()].cpu()} for row, mask in zip(embeds, attention_mask)]
+        completions, _ = self.rollouts.complete(prompts, self.rollouts.sampling_params(self), self.eos_token_ids)
+        return completions
 
     # ------------------------------------------------------------------ log-probs
 

@@ -30,9 +30,10 @@ from emoreason.schema import Sample, load_samples
 from emoreason.train.grpo_config import CurriculumPhase
 from emoreason.train.grpo_data import CurriculumError, curriculum_rows, prompt_dataset
 from emoreason.train.grpo_rewards import JudgeReward, build_rewards, check_judge, check_reward_data
-from emoreason.train.grpo_run import grpo_arguments, init_model_dir, phases, prompts_per_step
+from emoreason.train.grpo_run import grpo_arguments, init_model_dir, phases, prompts_per_step, world_size
 from emoreason.train.native_config import NativeTrainConfig
 from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
+from emoreason.train.vllm_rollouts import check_rollout_backend, native_rollouts
 
 
 @dataclass
@@ -108,6 +109,7 @@ def setup_native_grpo(cfg: NativeTrainConfig, judge=None) -> NativeGRPOSetup:
 
     set_seed(cfg.optim.seed)
     per_step = prompts_per_step(cfg)  # a batch error before any weights load
+    check_rollout_backend(cfg, world_size())
     model, processor = native_policy(cfg)
     run_phases = phases(cfg)
     conversation = NativeConversation(processor, model.cfg.system_prompt, model.cfg.max_length)
@@ -121,7 +123,8 @@ def setup_native_grpo(cfg: NativeTrainConfig, judge=None) -> NativeGRPOSetup:
             check_judge(reward)
     rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
     trainer = NativeGRPOTrainer(model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
-                                train_dataset=prompt_dataset(store, rows), emotion_processor=processor)
+                                train_dataset=prompt_dataset(store, rows), emotion_processor=processor,
+                                rollouts=native_rollouts(cfg, model.cfg.base, model.cfg, processor))
     return NativeGRPOSetup(cfg, model, processor, store, labels, trainer)
 
 

@@ -11,9 +11,10 @@ breaks TRL's assumptions (docs/grpo.md, "Model kinds"):
   processed (emoreason.native.samples.encode_sample), and the rows' media items ride in TRL's
   batch as a per-row list (`native_media`), so TRL's shuffle and split keep them with their rows;
   pixel tensors of different rows have different lengths, so they are concatenated per forward call;
-- `_generate_single_turn` samples through the backbone's `generate` with the processed media; the
-  media pad tokens are suppressed (a sampled one would not match the media features, as TRL does for
-  an image token);
+- `_generate_single_turn` samples through the backbone's `generate` with the processed media, or
+  (rollout_backend vllm) through vLLM's own model file and media processing with the GRPO LoRA synced
+  (emoreason.train.vllm_rollouts); the media pad tokens are never sampled (a sampled one would not
+  match the media features, as TRL does for an image token);
 - `_get_per_token_logps_and_entropies` runs the backbone with the rows' pixel / audio inputs;
 - the KL reference is the policy with its LoRA disabled (peft `disable_adapter()`), not a second model.
 """
@@ -33,6 +34,7 @@ from emoreason.native.processor import ModalityInputs
 from emoreason.native.training import base_model
 from emoreason.train.grpo_trainer import AdapterDisabledReference
 from emoreason.train.native_trainer import NativeTrainer
+from emoreason.train.vllm_rollouts import VLLMRollouts, completions_up_to_eos
 
 MEDIA_KEY = "native_media"
 
@@ -47,16 +49,37 @@ def media_tensors(processor, rows: Sequence[list[ModalityInputs]]) -> dict[str, 
     return {name: torch.cat(tensors) for name, tensors in parts.items()}
 
 
+def vllm_prompt(store, sample_id: str, modalities: list[str]) -> dict:
+    """A sample's generation prompt as vLLM's native path takes it (emoreason.serving.native_vllm): the backbone's
+    placeholders unexpanded and the sample's media decoded, for the modalities its hf encoding carries."""
+    from emoreason.features.sources import sample_files
+    from emoreason.media.errors import MediaError
+    from emoreason.serving.native_vllm import vllm_media
+
+    files = sample_files(store.samples[sample_id], store.roots[sample_id])
+    for path in files.values():
+        if isinstance(path, MediaError):
+            raise path
+    featurizer = store.featurizer
+    data, _ = vllm_media(files, modalities, featurizer.frames, featurizer.audio.max_seconds)
+    return {"prompt": store.conversation.prompt_text(store.turns(sample_id), list(data)), "multi_modal_data": data}
+
+
 class NativeGRPOTrainer(NativeTrainer, GRPOTrainer):
-    def __init__(self, *, model: NativeModel, store, reward_funcs, args, train_dataset, emotion_processor):
+    def __init__(self, *, model: NativeModel, store, reward_funcs, args, train_dataset, emotion_processor,
+                 rollouts: VLLMRollouts | None = None):
+        """rollouts: the vLLM engine that samples the completions (grpo.rollout_backend vllm); None: the backbone's generate."""
         self.store = store
+        self.rollouts = rollouts
+        self._row_ids: list[str] = []
         self._media: list[list[ModalityInputs]] | None = None
         self._encoded: list[NativeEncoded] | None = None
         hf_model = base_model(model.backbone)
         model.generation_config = hf_model.generation_config
         model.add_model_tags = lambda tags: None
         # A sampled media pad token would not match the rows' media features.
-        args.generation_kwargs = (args.generation_kwargs or {}) | {"suppress_tokens": sorted(set(emotion_processor.pad_token_ids.values()))}
+        self._suppressed = sorted(set(emotion_processor.pad_token_ids.values()))
+        args.generation_kwargs = (args.generation_kwargs or {}) | {"suppress_tokens": self._suppressed}
         beta, args.beta = args.beta, 0.0  # with beta > 0 TRL would load a second backbone as the reference
         try:
             super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
@@ -84,7 +107,8 @@ class NativeGRPOTrainer(NativeTrainer, GRPOTrainer):
         return self.accelerator.unwrap_model(self.model)
 
     def _generate_and_score_completions(self, inputs):
-        self._encoded = [self.store.encode(x["sample_id"]) for x in inputs]
+        self._row_ids = [x["sample_id"] for x in inputs]
+        self._encoded = [self.store.encode(i) for i in self._row_ids]
         media = [e.media for e in self._encoded]
         with self._with_media(media):
             output = super()._generate_and_score_completions(inputs)
@@ -95,19 +119,28 @@ class NativeGRPOTrainer(NativeTrainer, GRPOTrainer):
         return [e.input_ids for e in self._encoded], None, {}
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if self.rollouts is not None:
+            return self._vllm_rollouts(), None
         device = self.accelerator.device
         batch = collate(self.emotion_processor, self._encoded, padding_side="left")
         batch.pop("labels")
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.no_grad():
             out = self._policy().generate(**batch, generation_config=self.generation_config)
-        new_tokens = out[:, batch["input_ids"].shape[1]:]
-        eos = set(self.eos_token_ids)
-        completions = []
-        for row in new_tokens.tolist():  # up to and including the first end-of-sequence token, as TRL keeps them
-            end = next((k for k, t in enumerate(row) if t in eos), len(row) - 1)
-            completions.append(row[: end + 1])
-        return completions, None
+        return completions_up_to_eos(out[:, batch["input_ids"].shape[1]:].tolist(), self.eos_token_ids), None
+
+    def _vllm_rollouts(self) -> list[list[int]]:
+        """Each row's prompt (the backbone's placeholders unexpanded) and decoded media, sampled by vLLM under the synced
+        LoRA; vLLM's own processing must give the prompt ids the log-probs will score, or the rollouts are off-policy."""
+        self.rollouts.sync(self._policy().backbone, self.state.global_step)
+        prompts = [vllm_prompt(self.store, i, [m.modality for m in e.media]) for i, e in zip(self._row_ids, self._encoded)]
+        params = self.rollouts.sampling_params(self, suppressed=self._suppressed)
+        completions, seen = self.rollouts.complete(prompts, params, self.eos_token_ids)
+        for sample_id, encoded, ids in zip(self._row_ids, self._encoded, seen):
+            if ids != encoded.input_ids:
+                raise RuntimeError(f"sample {sample_id}: vLLM's processing gave a prompt of {len(ids)} tokens where the "
+                                   f"backbone's processor gave {len(encoded.input_ids)}; its rollouts would not be of this prompt")
+        return completions
 
     def _compute_loss(self, model, inputs):
         with self._with_media(inputs[MEDIA_KEY]):

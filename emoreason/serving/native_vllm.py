@@ -19,13 +19,14 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from emoreason.constants import AUDIO_SAMPLE_RATE
 from emoreason.media.errors import MediaError, check_file
-from emoreason.media.video import DecodedFrames
+from emoreason.media.video import DecodedFrames, FrameSampling
 from emoreason.model.trust import UserTrust
 from emoreason.native.conversation import NativeConversation
 from emoreason.native.model import read_native_config
@@ -67,6 +68,40 @@ def video_item(clip: DecodedFrames) -> tuple[np.ndarray, dict]:
     return clip.frames, metadata
 
 
+def vllm_media(files: Mapping[str, Path], modalities: Sequence[str], frames: FrameSampling,
+               audio_max_seconds: float | None) -> tuple[dict, dict[str, str]]:
+    """modality -> what vLLM's processor takes ((frames [n, h, w, 3] uint8, metadata), (wave, rate), an image), and the
+    absent modalities with their reason; files: media kind -> path (a serving request's or a training sample's)."""
+    data, absent = {}, {}
+    for kind, path in files.items():
+        check_file(path)
+        if kind == "video" and "video" in modalities:
+            from emoreason.media.video import decode_frames
+
+            data["video"] = video_item(decode_frames(path, frames))
+        if kind == "image" and "image" in modalities:
+            from emoreason.media.image import decode_image
+
+            data["image"] = decode_image(path)
+        if kind in ("audio", "video") and "audio" in modalities and "audio" not in data:
+            from emoreason.media.audio import decode_audio
+
+            try:
+                data["audio"] = (decode_audio(path, AUDIO_SAMPLE_RATE, audio_max_seconds), AUDIO_SAMPLE_RATE)
+            except MediaError as exc:
+                if exc.reason != "no_audio":
+                    raise
+                absent["audio"] = exc.reason
+    return data, absent
+
+
+def native_engine_args(cfg, processor: NativeProcessor, device: str, max_batch_size: int) -> dict:
+    """vLLM's engine arguments (but the model) for an exported native model (cfg: its NativeModelConfig), as serving and
+    GRPO rollouts start it: one item per modality a prompt may carry."""
+    return {"max_model_len": cfg.max_length, "max_num_seqs": max_batch_size, "enforce_eager": device == "cpu",
+            "limit_mm_per_prompt": {m: 1 for m in processor.arch.modalities}, "dtype": cfg.dtype}
+
+
 class NativeVLLMEngine:
     """InferenceEngine (and BatchInferenceEngine) on vLLM with the backbone's own multimodal processing.
 
@@ -98,9 +133,7 @@ class NativeVLLMEngine:
         self.model_name = model_name or default_model_name(model_dir)
         self.max_batch_size = max_batch_size
         self._ids = itertools.count()
-        limits = {m: 1 for m in self.processor.arch.modalities}
-        args = AsyncEngineArgs(model=str(model_dir), max_model_len=cfg.max_length, max_num_seqs=max_batch_size,
-                               limit_mm_per_prompt=limits, enforce_eager=device == "cpu", dtype=cfg.dtype)
+        args = AsyncEngineArgs(model=str(model_dir), **native_engine_args(cfg, self.processor, device, max_batch_size))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-native-loop", daemon=True)
         self._thread.start()
@@ -118,28 +151,7 @@ class NativeVLLMEngine:
         self.conversation.encode(request.messages, {}, generation_prompt=True)
 
     def _media(self, request: GenerationRequest) -> tuple[dict, dict[str, str]]:
-        """modality -> what vLLM's processor takes ((frames [n, h, w, 3] uint8, metadata), (wave, rate), an image)."""
-        data, absent = {}, {}
-        for kind, path in media_files(request).items():
-            check_file(path)
-            if kind == "video" and "video" in self.modalities:
-                from emoreason.media.video import decode_frames
-
-                data["video"] = video_item(decode_frames(path, self.cfg.frames))
-            if kind == "image" and "image" in self.modalities:
-                from emoreason.media.image import decode_image
-
-                data["image"] = decode_image(path)
-            if kind in ("audio", "video") and "audio" in self.modalities and "audio" not in data:
-                from emoreason.media.audio import decode_audio
-
-                try:
-                    data["audio"] = (decode_audio(path, AUDIO_SAMPLE_RATE, self.cfg.audio.max_seconds), AUDIO_SAMPLE_RATE)
-                except MediaError as exc:
-                    if exc.reason != "no_audio":
-                        raise
-                    absent["audio"] = exc.reason
-        return data, absent
+        return vllm_media(media_files(request), self.modalities, self.cfg.frames, self.cfg.audio.max_seconds)
 
     def prepare(self, request: GenerationRequest) -> PreparedRequest:
         self.check_prompt(request)
