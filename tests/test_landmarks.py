@@ -147,6 +147,45 @@ def test_detector_plugin_landmarks_through_the_featurizer(media_dir):
         Featurizer(enc, media, face_detector=HaarFaceDetector()).featurize({"video": media_dir / "h264_aac.mp4"})
 
 
+class CountingLandmarkDetector(GridLandmarkDetector):
+    """GridLandmarkDetector that records the frame shape of every detect call and the box of every landmark call."""
+
+    def __init__(self):
+        self.detected, self.located = [], []
+
+    def detect(self, frame):
+        self.detected.append(frame.shape[:2])
+        return [Box(frame.shape[1] * 0.25, frame.shape[0] * 0.25, frame.shape[1] * 0.5, frame.shape[0] * 0.5, 1.0)]
+
+    def detect_landmarks(self, frame, box):
+        self.located.append((frame.shape[:2], box))
+        return super().detect_landmarks(frame, box)
+
+
+def test_detected_landmarks_honour_the_cheaper_detection_settings_as_the_crops_do(clip_vision, media_dir):
+    files = {"video": media_dir / "h264_aac.mp4"}
+    landmarks = EncoderConfig(model="landmarks:detector", pooling="none")
+    cheap = MediaConfig(video=FrameSampling(num_frames=4))
+    cheap.faces.detect_every, cheap.faces.detect_short_side = 2, 16
+    detector = CountingLandmarkDetector()
+    out = Featurizer({"landmarks": landmarks}, cheap, face_detector=detector).featurize(files)
+    assert out.features["landmarks"].shape == (4, 2 * NUM_LANDMARKS)
+    full = detector.located[0][0]
+    assert len(detector.detected) == 2 and all(min(shape) == 16 for shape in detector.detected)  # frames 0 and 2, small
+    assert [shape for shape, _ in detector.located] == [full] * 4  # landmarks still located on every full frame
+    boxes = [box for _, box in detector.located]
+    assert boxes[1] == boxes[0] and boxes[3] == boxes[2]  # the carried box, as the crops get
+    assert boxes[0].w == pytest.approx(full[1] * 0.5, rel=0.05)  # scaled back to the full frame
+    # Face crops and landmarks together: one detection per detected frame feeds both.
+    both = CountingLandmarkDetector()
+    face = EncoderConfig(model=clip_vision, pooling="cls")
+    with_face = Featurizer({"face": face, "landmarks": landmarks}, cheap, face_detector=both).featurize(files)
+    assert len(both.detected) == 2 and torch.equal(with_face.features["landmarks"], out.features["landmarks"])
+    # The settings are in the landmarks features' cache key, as in the face crops'.
+    plain = Featurizer({"landmarks": landmarks}, MediaConfig(video=FrameSampling(num_frames=4)))
+    assert plain.settings("landmarks") != Featurizer({"landmarks": landmarks}, cheap).settings("landmarks")
+
+
 def test_landmark_attention_in_emotion_lm(tiny_llm_dir, tmp_path):
     """Face-LLaVA's wiring: the face tokens query the landmark regions; landmarks take no LLM positions of their own."""
     from emoreason.encoders.tiny import build_tiny

@@ -174,14 +174,22 @@ def crop_main_faces(
 ) -> tuple[np.ndarray, list[int]]:
     """One main-face crop per frame that has a face [k, size, size, 3], and the frames without one.
 
-    A frame without a face is recorded in `missing`, not fatal: a speaker turning away for a
-    moment should not cost the whole clip. `every` and `short_side`: see `main_face_boxes`.
+    `every` and `short_side`: see `main_face_boxes`; `crop_boxes` for the rest.
     """
-    if frames.ndim != 4:
-        raise ValueError(f"expected frames [n, h, w, 3], got shape {frames.shape}")
+    _check_frames(frames)
+    return crop_boxes(frames, main_face_boxes(frames, detector, every, short_side), margin, size)
+
+
+def crop_boxes(frames: np.ndarray, boxes: list[Box | None], margin: float, size: int) -> tuple[np.ndarray, list[int]]:
+    """The crop of each frame's box [k, size, size, 3] (`crop_face`), and the frames whose box is None.
+
+    A frame without a face is recorded in `missing`, not fatal: a speaker turning away for a
+    moment should not cost the whole clip.
+    """
+    _check_frames(frames)
     crops: list[np.ndarray] = []
     missing: list[int] = []
-    for i, (frame, box) in enumerate(zip(frames, main_face_boxes(frames, detector, every, short_side))):
+    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
         if box is None:
             missing.append(i)
         else:
@@ -190,21 +198,30 @@ def crop_main_faces(
     return out, missing
 
 
-def main_face_landmarks(frames: np.ndarray, detector: FaceDetector) -> tuple[np.ndarray, list[int]]:
+def main_face_landmarks(
+    frames: np.ndarray, detector: FaceDetector, every: int = 1, short_side: int | None = None
+) -> tuple[np.ndarray, list[int]]:
     """The main face's landmarks in each frame that has them [k, 68, 2], and the frames without.
+
+    The main face is found as for the crops (`main_face_boxes`: `every`, `short_side`); `landmarks_in_boxes`
+    for the rest.
+    """
+    _check_landmark_detector(detector)
+    return landmarks_in_boxes(frames, main_face_boxes(frames, detector, every, short_side), detector)
+
+
+def landmarks_in_boxes(frames: np.ndarray, boxes: list[Box | None], detector: FaceDetector) -> tuple[np.ndarray, list[int]]:
+    """`detector.detect_landmarks` of each frame's box, on the full frame [k, 68, 2], and the frames without.
 
     A detector answering with another shape is a ValueError naming its class and the expected shape.
     """
     from emoreason.constants import NUM_LANDMARKS
 
-    if not detector.provides_landmarks():
-        raise ValueError(f"key 'media.faces.detector': {type(detector).__name__} does not locate landmarks "
-                         "(a FaceDetector subclass implementing detect_landmarks is needed by 'landmarks:detector')")
+    _check_landmark_detector(detector)
     points: list[np.ndarray] = []
     missing: list[int] = []
-    for i, frame in enumerate(frames):
-        box = main_face(detector.detect(_check_frame(frame)))
-        found = None if box is None else detector.detect_landmarks(frame, box)
+    for i, (frame, box) in enumerate(zip(frames, boxes, strict=True)):
+        found = None if box is None else detector.detect_landmarks(_check_frame(frame), box)
         if found is None:
             missing.append(i)
             continue
@@ -215,3 +232,14 @@ def main_face_landmarks(frames: np.ndarray, detector: FaceDetector) -> tuple[np.
         points.append(found)
     out = np.stack(points) if points else np.zeros((0, NUM_LANDMARKS, 2))
     return out, missing
+
+
+def _check_frames(frames: np.ndarray) -> None:
+    if frames.ndim != 4:
+        raise ValueError(f"expected frames [n, h, w, 3], got shape {frames.shape}")
+
+
+def _check_landmark_detector(detector: FaceDetector) -> None:
+    if not detector.provides_landmarks():
+        raise ValueError(f"key 'media.faces.detector': {type(detector).__name__} does not locate landmarks "
+                         "(a FaceDetector subclass implementing detect_landmarks is needed by 'landmarks:detector')")
