@@ -103,7 +103,8 @@ def test_a_dying_worker_is_replaced_and_retried_then_reported(featurizer, clip_f
 def test_stage_settings_are_checked_by_key():
     from emoreason.config import ConfigError
 
-    for fields, key in (({"workers": -1}, "workers"), ({"pool": "fork"}, "pool"), ({"batch_window_ms": -1}, "batch_window_ms")):
+    for fields, key in (({"workers": -1}, "workers"), ({"pool": "fork"}, "pool"), ({"batch_window_ms": -1}, "batch_window_ms"),
+                        ({"memo_mb": -1}, "memo_mb")):
         with pytest.raises(ConfigError, match=f"key 'media_stage.{key}'"):
             MediaStageConfig(**fields)
 
@@ -154,3 +155,43 @@ def test_vllm_engine_answers_each_concurrent_request_as_alone(vllm_engine, serve
     assert vllm_engine.media_stage is not None
     alone, together = answers_alone_and_concurrently(vllm_engine, served_clips)
     assert together == alone
+
+
+def test_resent_and_concurrent_same_content_share_one_computation(featurizer, clip_files, alone, monkeypatch, tmp_path):
+    """A chat resends its clip every turn (under a new temp name for a data URL): same bytes, same features, no
+    second decode or encode; a memo of 0 MiB keeps nothing, but requests in flight together still share."""
+    import shutil
+
+    items: list[int] = []
+    encode_many = featurizer.encode_many
+
+    def recording(batch, modalities=None):
+        items.append(len(batch))
+        return encode_many(batch, modalities)
+
+    monkeypatch.setattr(featurizer, "encode_many", recording)
+    copies = [{"video": shutil.copy(clip_files[0]["video"], tmp_path / f"copy{i}.mp4")} for i in range(4)]
+    stage = MediaStage(featurizer, MediaStageConfig(workers=2))
+    try:
+        assert_same(stage.featurize(clip_files[0]), alone[0])
+        for files in copies:
+            assert_same(stage.featurize(files), alone[0])
+        assert sum(items) == 1, items
+    finally:
+        stage.close()
+    items.clear()
+    stage = MediaStage(featurizer, MediaStageConfig(workers=2, memo_mb=0))
+    try:
+        assert_same(stage.featurize(copies[0]), alone[0])
+        barrier = threading.Barrier(len(copies))
+
+        def at_once(files):
+            barrier.wait()
+            return stage.featurize(files)
+
+        with ThreadPoolExecutor(len(copies)) as pool:
+            for result in pool.map(at_once, copies):
+                assert_same(result, alone[0])
+        assert 1 + 1 <= sum(items) < 1 + len(copies), items  # nothing remembered; the concurrent ones shared
+    finally:
+        stage.close()

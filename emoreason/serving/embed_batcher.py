@@ -4,24 +4,20 @@ The vllm backend builds each prompt's embeddings itself (projectors + the LLM's 
 On a CPU one projector pass over a single short prompt costs ~3 ms, mostly fixed overhead, so 32
 server threads embedding one by one spend ~100 ms of the process's time where one batch spends a
 few. Callers block on their own rows; a batch that fails is retried row by row, so one bad prompt
-fails alone.
+fails alone (emoreason/serving/batching.py, the media stage's encode thread too).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 import torch
 
 from emoreason.model.features import collate_features
 from emoreason.model.modeling import EmotionLM
+from emoreason.serving.batching import BatchWorker
 from emoreason.serving.engine import PreparedRequest
-
-_STOP = object()
 
 
 class EmbedBatcher:
@@ -29,52 +25,15 @@ class EmbedBatcher:
         self.embedder = embedder
         self.pad_id = pad_id
         self.max_batch_size = max_batch_size
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="embed-batcher", daemon=True)
-        self._thread.start()
+        self._worker = BatchWorker(self._embed_batch, max_batch_size, "embed-batcher")
 
     def embed(self, prepared: Sequence[PreparedRequest]) -> list[torch.Tensor]:
         """Each prompt's embeddings [s_i, D] on the CPU; adds the projector time to media_seconds."""
-        futures = []
-        for item in prepared:
-            future: Future = Future()
-            self._queue.put((item, future))
-            futures.append(future)
+        futures = [self._worker.submit(item) for item in prepared]
         return [f.result() for f in futures]
 
     def close(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while (first := self._queue.get()) is not _STOP:
-            batch = [first]
-            stop = False
-            while len(batch) < self.max_batch_size:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            self._serve(batch)
-            if stop:
-                return
-
-    def _serve(self, batch: list[tuple[PreparedRequest, Future]]) -> None:
-        try:
-            results = self._embed_batch([p for p, _ in batch])
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0][1].set_exception(exc)
-            else:  # find the culprit: every other row still gets its answer
-                for row in batch:
-                    self._serve([row])
-            return
-        for (_, future), embeds in zip(batch, results):
-            future.set_result(embeds)
+        self._worker.close()
 
     def _embed_batch(self, prepared: list[PreparedRequest]) -> list[torch.Tensor]:
         start = time.perf_counter()

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     stage = MediaStageConfig()
     parser.add_argument("--media-workers", type=int, default=stage.workers, help=f"decode + face-detection workers of the media stage; 0: one request's media at a time (default {stage.workers})")
     parser.add_argument("--media-pool", choices=POOLS, default=stage.pool, help=f"media workers as threads or spawned processes (default {stage.pool})")
+    parser.add_argument("--media-memo-mb", type=float, default=stage.memo_mb, help=f"MiB of features kept for requests resending the same media (a chat's clip on every turn); 0: none (default {stage.memo_mb:g})")
     parser.add_argument("--media-batch-window-ms", type=float, default=stage.batch_window_ms, help=f"how long the encoders wait for more decoded requests to batch (default {stage.batch_window_ms})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="uvicorn's log level")
     add_trust_arguments(parser)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             model_name=args.served_model_name,
         )
         media_stage = MediaStageConfig(workers=args.media_workers, pool=args.media_pool, batch_window_ms=args.media_batch_window_ms,
-                                       max_batch=args.max_batch_size)
+                                       memo_mb=args.media_memo_mb, max_batch=args.max_batch_size)
         engine = load_engine(
             args.backend, args.model, device=args.device, max_batch_size=args.max_batch_size, trust=trust_from_args(args),
             media_stage=media_stage,
