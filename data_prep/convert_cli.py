@@ -61,7 +61,8 @@ def _adapter_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     generic_only = [flag for flag, value in GENERIC_ONLY.items() if getattr(args, value) is not None]
     if generic_only:
         parser.error(f"{', '.join(generic_only)} only apply to generic-csv, not {args.format}")
-    return {"video_dir": args.video_dir or "video", "ext": args.ext or "mp4"}
+    # Only what was given: the defaults (video, mp4) are the adapters' own.
+    return {option: value for option, value in (("video_dir", args.video_dir), ("ext", args.ext)) if value is not None}
 
 
 def main(argv: list[str] | None = None) -> int:

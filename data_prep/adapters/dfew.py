@@ -13,14 +13,7 @@ from __future__ import annotations
 
 import os
 
-from emoreason.data_prep.adapters.records import (
-    Location,
-    build_sample,
-    checked_dir,
-    collect_samples,
-    media_path,
-    read_csv_rows,
-)
+from emoreason.data_prep.adapters.records import Location, VideoClips, collect_samples, read_csv_rows, video_adapter
 from emoreason.data_prep.adapters.values import cell
 from emoreason.schema import Sample, SchemaError
 
@@ -29,15 +22,9 @@ LABELS: dict[int, str] = {1: "happy", 2: "sad", 3: "neutral", 4: "angry", 5: "su
 _EXPECTED = "a label 1..7 (" + ", ".join(f"{k} {v}" for k, v in LABELS.items()) + ")"
 
 
-def read_dfew(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_dfew(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """Samples with `targets.emotion` in lowercase; the numeric label is kept in `source.label`."""
-    video_dir = checked_dir(video_dir)
 
     def to_sample(row: dict[str, str], loc: Location) -> Sample:
         raw_name = cell(row, ["video_name"], loc)
@@ -46,12 +33,7 @@ def read_dfew(
         label = int(raw_label) if raw_label.isdigit() else None
         if label not in LABELS:
             raise loc.error("label", f"expected {_EXPECTED}, got {raw_label!r}")
-        record = {
-            "id": name,
-            "media": {"video": media_path(video_dir, name, ext)},
-            "targets": {"emotion": LABELS[label]},
-            "source": {"dataset": DATASET, "label": label, "video_name": raw_name},
-        }
-        return build_sample(record, loc)
+        source = {"dataset": DATASET, "label": label, "video_name": raw_name}
+        return clips.sample(name, loc, targets={"emotion": LABELS[label]}, source=source)
 
     return collect_samples(read_csv_rows(path, ["video_name", "label"]), to_sample, errors)

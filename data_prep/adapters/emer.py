@@ -17,13 +17,12 @@ from typing import Any
 
 from emoreason.data_prep.adapters.records import (
     Location,
-    build_sample,
-    checked_dir,
+    VideoClips,
     collect_samples,
     json_entries,
-    media_path,
     read_csv_rows,
     read_json,
+    video_adapter,
 )
 from emoreason.data_prep.adapters.values import cell, json_text
 from emoreason.schema import Sample, SchemaError
@@ -36,47 +35,29 @@ _EMOTION = ["emotions", "emotion"]
 _SUBTITLE = ["subtitles", "subtitle"]
 
 
-def _record(name: str, reason: str | None, emotion: str | None, subtitle: str | None, video_dir: str, ext: str) -> dict[str, Any]:
+def _fields(reason: str | None, emotion: str | None, subtitle: str | None) -> dict[str, Any]:
     return {
-        "id": name,
-        "media": {"video": media_path(video_dir, name, ext)},
         "subtitle": subtitle,
         "targets": {"emotion": emotion.lower() if emotion else None, "reasoning": reason},
         "source": {"dataset": DATASET, "label": emotion},
     }
 
 
-def read_emer(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_emer(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """Samples with `targets.reasoning` (plus emotion and subtitle where the file has them)."""
-    video_dir = checked_dir(video_dir)
 
     def from_row(row: dict[str, str], loc: Location) -> Sample:
         name = cell(row, _NAME, loc)
-        record = _record(
-            name,
-            cell(row, _REASON, loc),
-            cell(row, _EMOTION, loc, required=False),
-            cell(row, _SUBTITLE, loc, required=False),
-            video_dir,
-            ext,
-        )
-        return build_sample(record, loc)
+        fields = _fields(cell(row, _REASON, loc), cell(row, _EMOTION, loc, required=False), cell(row, _SUBTITLE, loc, required=False))
+        return clips.sample(name, loc, **fields)
 
-    def from_entry(named: tuple[str, Any], loc: Location) -> Sample:
+    def from_entry(named: tuple[str, dict[str, Any]], loc: Location) -> Sample:
         name, entry = named
-        if not isinstance(entry, dict):
-            raise loc.error("<entry>", f"expected an object, got {type(entry).__name__}")
         reason = json_text(entry, _REASON, loc)
         if reason is None:
             raise loc.error(_REASON[0], f"required field is missing: expected one of {_REASON}")
-        record = _record(name, reason, json_text(entry, _EMOTION, loc), json_text(entry, _SUBTITLE, loc), video_dir, ext)
-        return build_sample(record, loc)
+        return clips.sample(name, loc, **_fields(reason, json_text(entry, _EMOTION, loc), json_text(entry, _SUBTITLE, loc)))
 
     if Path(path).suffix.lower() == ".json":
         return collect_samples(json_entries(path, read_json(path), _NAME), from_entry, errors)

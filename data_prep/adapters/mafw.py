@@ -15,14 +15,7 @@ import os
 import re
 from pathlib import PurePosixPath
 
-from emoreason.data_prep.adapters.records import (
-    Location,
-    build_sample,
-    checked_dir,
-    collect_samples,
-    media_path,
-    read_text_lines,
-)
+from emoreason.data_prep.adapters.records import Location, VideoClips, collect_samples, read_text_lines, video_adapter
 from emoreason.schema import Sample, SchemaError
 
 DATASET = "mafw"
@@ -40,18 +33,12 @@ def _canonical(raw: str) -> str | None:
     return raw.lower() if raw.lower() in LABELS else None
 
 
-def read_mafw(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_mafw(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """Samples with `targets.emotion` in lowercase; the label as written is kept in `source.label`.
 
     A clip name with its own extension (00025.mp4) keeps it; a bare name gets `ext`.
     """
-    video_dir = checked_dir(video_dir)
 
     def to_sample(line: str, loc: Location) -> Sample:
         parts = _SEPARATOR.split(line)
@@ -61,14 +48,9 @@ def read_mafw(
         label = _canonical(raw_label)
         if label is None:
             raise loc.error("label", f"expected one of {list(LABELS)} or 1..{len(LABELS)}, got {raw_label!r}")
-        stem, suffix = PurePosixPath(clip).stem, PurePosixPath(clip).suffix
-        record = {
-            "id": stem,
-            "media": {"video": media_path(video_dir, stem, suffix or ext)},
-            "targets": {"emotion": label},
-            "source": {"dataset": DATASET, "label": raw_label},
-        }
-        return build_sample(record, loc)
+        clip_path = PurePosixPath(clip)
+        return clips.sample(clip_path.stem, loc, ext=clip_path.suffix or None, targets={"emotion": label},
+                            source={"dataset": DATASET, "label": raw_label})
 
     lines = list(read_text_lines(path))
     if lines and _SEPARATOR.split(lines[0][1])[-1].lower() in _HEADER_LABELS:

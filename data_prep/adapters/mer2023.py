@@ -11,40 +11,23 @@ from __future__ import annotations
 
 import os
 
-from emoreason.data_prep.adapters.records import (
-    Location,
-    build_sample,
-    checked_dir,
-    collect_samples,
-    media_path,
-    read_csv_rows,
-)
+from emoreason.data_prep.adapters.records import Location, VideoClips, collect_samples, read_csv_rows, video_adapter
 from emoreason.data_prep.adapters.values import cell, parse_float
 from emoreason.schema import Sample, SchemaError
 
 DATASET = "mer2023"
 
 
-def read_mer2023(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_mer2023(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """Samples with `targets.emotion` (and `targets.valence` when given), video at `<video_dir>/<name>.<ext>`."""
-    video_dir = checked_dir(video_dir)
 
     def to_sample(row: dict[str, str], loc: Location) -> Sample:
         name = cell(row, ["name"], loc)
         label = cell(row, ["discrete"], loc)
         valence = parse_float(cell(row, ["valence"], loc, required=False), "valence", loc)
-        record = {
-            "id": name,
-            "media": {"video": media_path(video_dir, name, ext)},
-            "targets": {"emotion": label.lower(), "valence": valence},
-            "source": {"dataset": DATASET, "label": label},
-        }
-        return build_sample(record, loc)
+        return clips.sample(
+            name, loc, targets={"emotion": label.lower(), "valence": valence}, source={"dataset": DATASET, "label": label}
+        )
 
     return collect_samples(read_csv_rows(path, ["name", "discrete"]), to_sample, errors)

@@ -14,27 +14,14 @@ from __future__ import annotations
 
 import os
 
-from emoreason.data_prep.adapters.records import (
-    Location,
-    build_sample,
-    checked_dir,
-    collect_samples,
-    media_path,
-    read_csv_rows,
-)
+from emoreason.data_prep.adapters.records import Location, VideoClips, collect_samples, read_csv_rows, video_adapter
 from emoreason.data_prep.adapters.values import cell, parse_labels
 from emoreason.schema import Sample, SchemaError
 
 
-def read_mer2025_ov(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_mer2025_ov(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """Samples with `targets.open_vocab`, labels lowercased in their published order."""
-    video_dir = checked_dir(video_dir)
 
     def to_sample(row: dict[str, str], loc: Location) -> Sample:
         name = cell(row, ["name"], loc)
@@ -42,35 +29,18 @@ def read_mer2025_ov(
         labels = parse_labels(raw, "openset", loc)
         if labels is None:
             raise loc.error("openset", f"expected at least one label, got {raw!r}")
-        record = {
-            "id": name,
-            "media": {"video": media_path(video_dir, name, ext)},
-            "targets": {"open_vocab": [label.lower() for label in labels]},
-            "source": {"dataset": "mer2025-ov", "label": raw},
-        }
-        return build_sample(record, loc)
+        targets = {"open_vocab": [label.lower() for label in labels]}
+        return clips.sample(name, loc, targets=targets, source={"dataset": "mer2025-ov", "label": raw})
 
     return collect_samples(read_csv_rows(path, ["name", "openset"]), to_sample, errors)
 
 
-def read_mer2025_reason(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_mer2025_reason(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """Samples with `targets.reasoning` from the track 3 description."""
-    video_dir = checked_dir(video_dir)
 
     def to_sample(row: dict[str, str], loc: Location) -> Sample:
         name = cell(row, ["name"], loc)
-        record = {
-            "id": name,
-            "media": {"video": media_path(video_dir, name, ext)},
-            "targets": {"reasoning": cell(row, ["reason"], loc)},
-            "source": {"dataset": "mer2025-reason"},
-        }
-        return build_sample(record, loc)
+        return clips.sample(name, loc, targets={"reasoning": cell(row, ["reason"], loc)}, source={"dataset": "mer2025-reason"})
 
     return collect_samples(read_csv_rows(path, ["name", "reason"]), to_sample, errors)

@@ -20,16 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from emoreason.data_prep.adapters.records import (
-    AnnotationError,
-    Location,
-    build_sample,
-    checked_dir,
-    collect_samples,
-    json_entries,
-    media_path,
-    read_json,
-)
+from emoreason.data_prep.adapters.records import AnnotationError, Location, VideoClips, collect_samples, json_entries, read_json, video_adapter
 from emoreason.action_units import normalize_au_code
 from emoreason.data_prep.adapters.values import json_text
 from emoreason.schema import Sample, SchemaError
@@ -85,16 +76,11 @@ def _read_merr(
     dataset: str,
     required: Literal["emotion", "reasoning"],
     reasoning_fields: list[str],
-    video_dir: str,
-    ext: str,
+    clips: VideoClips,
     errors: list[SchemaError] | None,
 ) -> list[Sample]:
-    video_dir = checked_dir(video_dir)
-
-    def to_sample(named: tuple[str, Any], loc: Location) -> Sample:
+    def to_sample(named: tuple[str, dict[str, Any]], loc: Location) -> Sample:
         name, entry = named
-        if not isinstance(entry, dict):
-            raise loc.error("<entry>", f"expected an object, got {type(entry).__name__}")
         emotion = json_text(entry, _EMOTION, loc)
         reasoning = json_text(entry, reasoning_fields, loc)
         if required == "emotion" and emotion is None:
@@ -105,16 +91,15 @@ def _read_merr(
             "face": json_text(entry, _FACE, loc, join_lists=True),
             "audio": json_text(entry, _AUDIO, loc, join_lists=True),
         }
-        record = {
-            "id": name,
-            "media": {"video": media_path(video_dir, name, ext)},
-            "subtitle": json_text(entry, _SUBTITLE, loc),
-            "targets": {"emotion": emotion.lower() if emotion else None, "clues": clues, "reasoning": reasoning},
-            "action_units": _action_units(entry, loc),
-            "source": {"dataset": dataset, "label": emotion,
-                       "merr": {field: entry[field] for field in _PRIORS if entry.get(field) is not None}},
-        }
-        return build_sample(record, loc)
+        return clips.sample(
+            name,
+            loc,
+            subtitle=json_text(entry, _SUBTITLE, loc),
+            targets={"emotion": emotion.lower() if emotion else None, "clues": clues, "reasoning": reasoning},
+            action_units=_action_units(entry, loc),
+            source={"dataset": dataset, "label": emotion,
+                    "merr": {field: entry[field] for field in _PRIORS if entry.get(field) is not None}},
+        )
 
     data = read_json(path)
     if not isinstance(data, dict):
@@ -122,26 +107,16 @@ def _read_merr(
     return collect_samples(json_entries(path, data, ["name"]), to_sample, errors)
 
 
-def read_merr_coarse(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_merr_coarse(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """MERR_coarse_grained.json: emotion required; AU and audio descriptions become face/audio clues."""
-    return _read_merr(path, "merr-coarse", "emotion", _REASONING_COARSE, video_dir, ext, errors)
+    return _read_merr(path, "merr-coarse", "emotion", _REASONING_COARSE, clips, errors)
 
 
-def read_merr_fine(
-    path: str | os.PathLike,
-    *,
-    video_dir: str = "video",
-    ext: str = "mp4",
-    errors: list[SchemaError] | None = None,
-) -> list[Sample]:
+@video_adapter
+def read_merr_fine(path: str | os.PathLike, clips: VideoClips, errors: list[SchemaError] | None) -> list[Sample]:
     """MERR_fine_grained.json: `smp_reason_caption` required as the reasoning; `text` is the subtitle."""
-    return _read_merr(path, "merr-fine", "reasoning", _REASONING_FINE, video_dir, ext, errors)
+    return _read_merr(path, "merr-fine", "reasoning", _REASONING_FINE, clips, errors)
 
 
 def merr_entry(sample: Sample) -> dict[str, Any]:

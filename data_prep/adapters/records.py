@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from emoreason.schema import Sample, SchemaError, parse_sample
 
@@ -128,10 +128,17 @@ def read_json(path: str | os.PathLike) -> Any:
 def json_entries(
     path: str | os.PathLike, data: Any, name_fields: Sequence[str]
 ) -> Iterator[tuple[Location, tuple[str, Any] | AnnotationError]]:
-    """(location, (sample name, entry)) for a JSON object keyed by name, or a list of objects with a name field."""
+    """(location, (sample name, entry)) for a JSON object keyed by name, or a list of objects with a name field.
+
+    An entry that is not an object, or a listed one without a name, comes as an error in its place.
+    """
     if isinstance(data, dict):
         for key, entry in data.items():
-            yield Location(str(path), key=key), (key, entry)
+            loc = Location(str(path), key=key)
+            if not isinstance(entry, dict):
+                yield loc, loc.error("<entry>", f"expected an object, got {type(entry).__name__}")
+                continue
+            yield loc, (key, entry)
     elif isinstance(data, list):
         for index, entry in enumerate(data):
             name = next((entry[f] for f in name_fields if isinstance(entry, dict) and f in entry), None)
@@ -152,11 +159,6 @@ def checked_dir(video_dir: str, option: str = "video_dir") -> str:
     return str(directory)
 
 
-def media_path(video_dir: str, name: str, ext: str) -> str:
-    """`<video_dir>/<name>.<ext>`, relative to the data root."""
-    return str(PurePosixPath(video_dir) / f"{name}.{ext.lstrip('.')}")
-
-
 def compact(value: Any) -> Any:
     """Drop None values and empty dicts, so absent annotations stay absent in the sample."""
     if isinstance(value, dict):
@@ -171,6 +173,52 @@ def build_sample(record: dict[str, Any], loc: Location) -> Sample:
         return parse_sample(compact(record), loc.file, loc.line)
     except SchemaError as exc:
         raise loc.error(exc.field, exc.message) from None
+
+
+DEFAULT_VIDEO_DIR = "video"
+DEFAULT_EXT = "mp4"
+
+
+class VideoClips:
+    """The clips of a per-clip video annotation file: sample `name` has its video at `<video_dir>/<name>.<ext>`.
+
+    Made before the file is read, so a bad `video_dir` is refused before any row.
+    """
+
+    def __init__(self, video_dir: str, ext: str):
+        self.video_dir = checked_dir(video_dir)
+        self.ext = ext
+
+    def sample(self, name: str, loc: Location, *, ext: str | None = None, **fields: Any) -> Sample:
+        """The validated sample `name` with its video and the given schema fields; `ext` overrides the file's
+        default extension (a clip name that carries its own)."""
+        video = str(PurePosixPath(self.video_dir) / f"{name}.{(ext or self.ext).lstrip('.')}")
+        return build_sample({"id": name, "media": {"video": video}, **fields}, loc)
+
+
+class VideoAdapter(Protocol):
+    def __call__(
+        self, path: str | os.PathLike, *, video_dir: str = DEFAULT_VIDEO_DIR, ext: str = DEFAULT_EXT,
+        errors: list[SchemaError] | None = None,
+    ) -> list[Sample]: ...
+
+
+def video_adapter(read: Callable[[str | os.PathLike, VideoClips, list[SchemaError] | None], list[Sample]]) -> VideoAdapter:
+    """The public `read_<format>(path, *, video_dir="video", ext="mp4", errors=None)` around `read(path, clips, errors)`.
+
+    Every per-clip video format takes these options with these defaults and checks `video_dir` before it
+    reads the file: here, once. The adapter keeps `read`'s name and docstring; its signature is the one above.
+    """
+
+    def adapter(
+        path: str | os.PathLike, *, video_dir: str = DEFAULT_VIDEO_DIR, ext: str = DEFAULT_EXT,
+        errors: list[SchemaError] | None = None,
+    ) -> list[Sample]:
+        return read(path, VideoClips(video_dir, ext), errors)
+
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(adapter, attribute, getattr(read, attribute))
+    return adapter
 
 
 def collect_samples(
