@@ -25,7 +25,7 @@ from pathlib import Path
 
 from emoreason.constants import MODALITIES
 from emoreason.labels import RECOGNITION_PROMPT
-from emoreason.schema import load_samples
+from emoreason.schema import Sample, emotion_labels, load_samples
 
 PREP_CONFIG = "configs/prep/demo.yaml"
 TRAIN_CONFIG = "configs/train/tiny_instruct.yaml"
@@ -57,43 +57,58 @@ def split_heldout(samples: list, num_classes: int, every: int = 4) -> tuple[list
     return train, heldout
 
 
-def prepare_tiny_data(
-    workdir: str | Path, num_per_class: int = 40, seed: int = 0, prep_config: str = PREP_CONFIG, overrides: list[str] | None = None
-) -> TinyData:
-    """Synthetic clips -> prep -> recognition conversations, split train / held-out. Re-running reuses what exists."""
-    from emoreason.config import load_config
-    from emoreason.data_prep.instructions import build_conversations
-    from emoreason.data_prep.prep_config import PrepConfig
-    from emoreason.data_prep.runner import run_prep
+def synthetic_clips(data_dir: Path, num_per_class: int, seed: int) -> Path:
+    """The synthetic set's samples.jsonl in `data_dir`, generated unless these settings made the one there."""
     from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
-    from emoreason.encoders.tiny import build_tiny_encoders
-    from emoreason.model.tiny_llm import build_tiny_llm
-    from emoreason.schema import load_samples, write_samples
 
-    workdir = Path(workdir)
-    data_dir = workdir / "data"
     stamp = data_dir / "synthetic.json"
     settings = {"num_per_class": num_per_class, "seed": seed}
     if not (stamp.exists() and json.loads(stamp.read_text()) == settings):
         generate_dataset(data_dir, SyntheticConfig(num_per_class=num_per_class, seed=seed))
         stamp.write_text(json.dumps(settings))
+    return data_dir / "samples.jsonl"
 
+
+def write_recognition_split(
+    samples: list[Sample], source_order: list[Sample], labels: list[str], modalities: list[str], out_dir: Path, seed: int = 0
+) -> tuple[Path, Path]:
+    """Recognition conversations of `samples`, put back in `source_order` (the synthetic set's, whose class cycle
+    `split_heldout` relies on: prep may reorder), split and written as out_dir/train.jsonl and heldout.jsonl."""
+    from emoreason.data_prep.instructions import build_conversations
+    from emoreason.schema import write_samples
+
+    conversations = build_conversations(samples, "recognition", modalities=modalities, seed=seed, labels=labels)
+    order = {s.id: i for i, s in enumerate(source_order)}
+    conversations.sort(key=lambda s: order[s.id])
+    train, heldout = split_heldout(conversations, len(labels))
+    write_samples(out_dir / "train.jsonl", train)
+    write_samples(out_dir / "heldout.jsonl", heldout)
+    return out_dir / "train.jsonl", out_dir / "heldout.jsonl"
+
+
+def prepare_tiny_data(
+    workdir: str | Path, num_per_class: int = 40, seed: int = 0, prep_config: str = PREP_CONFIG, overrides: list[str] | None = None
+) -> TinyData:
+    """Synthetic clips -> prep -> recognition conversations, split train / held-out. Re-running reuses what exists."""
+    from emoreason.config import load_config
+    from emoreason.data_prep.prep_config import PrepConfig
+    from emoreason.data_prep.runner import run_prep
+    from emoreason.encoders.tiny import build_tiny_encoders
+    from emoreason.model.tiny_llm import build_tiny_llm
+
+    workdir = Path(workdir)
+    clips = synthetic_clips(workdir / "data", num_per_class, seed)
     encoders = build_tiny_encoders(workdir / "encoders", seed=seed)
     llm = build_tiny_llm(workdir / "llm", seed=seed)
-    fill = [f"input={data_dir / 'samples.jsonl'}", f"output_dir={workdir / 'prep'}"]
+    fill = [f"input={clips}", f"output_dir={workdir / 'prep'}"]
     fill += [f"encoders.{m}.model={p}" for m, p in encoders.items()]
     report = run_prep(load_config(PrepConfig, prep_config, fill + (overrides or [])))
 
     prepped = load_samples(workdir / "prep" / "samples.jsonl")
-    labels = sorted({s.targets.emotion for s in prepped if s.targets and s.targets.emotion})
-    conversations = build_conversations(prepped, "recognition", modalities=[m for m in MODALITIES if m in encoders], seed=seed,
-                                        labels=labels)
-    order = {s.id: i for i, s in enumerate(load_samples(data_dir / "samples.jsonl"))}
-    conversations.sort(key=lambda s: order[s.id])
-    train, heldout = split_heldout(conversations, len(labels))
-    write_samples(workdir / "prep" / "train.jsonl", train)
-    write_samples(workdir / "prep" / "heldout.jsonl", heldout)
-    return TinyData(workdir / "prep" / "train.jsonl", workdir / "prep" / "heldout.jsonl", labels, llm, encoders, report.to_json())
+    labels = emotion_labels(prepped)
+    modalities = [m for m in MODALITIES if m in encoders]
+    train, heldout = write_recognition_split(prepped, load_samples(clips), labels, modalities, workdir / "prep", seed)
+    return TinyData(train, heldout, labels, llm, encoders, report.to_json())
 
 
 def train_tiny(data: TinyData, output_dir: str | Path, overrides: list[str] | None = None) -> Path:

@@ -12,7 +12,6 @@ The functions here are also the native kind's fixtures for tests and benchmarks.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from emoreason.atomic import write_json_atomic
@@ -37,29 +36,16 @@ class NativeData:
 
 def prepare_native_data(workdir: str | Path, num_per_class: int = 40, seed: int = 0, kind: str = TWIN_KIND) -> NativeData:
     """Synthetic clips -> recognition conversations (a <video> placeholder) split train / held-out, and the twin."""
-    from emoreason.data_prep.instructions import build_conversations
-    from emoreason.data_prep.synthetic import SyntheticConfig, generate_dataset
-    from emoreason.demo import split_heldout
+    from emoreason.demo import synthetic_clips, write_recognition_split
     from emoreason.native.tiny import build_tiny_native
-    from emoreason.schema import load_samples, write_samples
+    from emoreason.schema import emotion_labels, load_samples
 
     workdir = Path(workdir)
-    data_dir = workdir / "data"
-    stamp = data_dir / "synthetic.json"
-    settings = {"num_per_class": num_per_class, "seed": seed}
-    if not (stamp.exists() and json.loads(stamp.read_text()) == settings):
-        generate_dataset(data_dir, SyntheticConfig(num_per_class=num_per_class, seed=seed))
-        stamp.write_text(json.dumps(settings))
-    samples = load_samples(data_dir / "samples.jsonl")
-    labels = sorted({s.targets.emotion for s in samples if s.targets and s.targets.emotion})
-    conversations = build_conversations(samples, "recognition", modalities=["video"], seed=seed, labels=labels)
-    order = {s.id: i for i, s in enumerate(samples)}
-    conversations.sort(key=lambda s: order[s.id])
-    train, heldout = split_heldout(conversations, len(labels))
-    write_samples(data_dir / "train.jsonl", train)
-    write_samples(data_dir / "heldout.jsonl", heldout)
+    samples = load_samples(synthetic_clips(workdir / "data", num_per_class, seed))
+    labels = emotion_labels(samples)
+    train, heldout = write_recognition_split(samples, samples, labels, ["video"], workdir / "data", seed)
     base = build_tiny_native(kind, workdir / f"twin_{kind}", seed=seed)
-    return NativeData(data_dir / "train.jsonl", data_dir / "heldout.jsonl", labels, base)
+    return NativeData(train, heldout, labels, base)
 
 
 def train_native(data: NativeData, output_dir: str | Path, overrides: list[str] | None = None) -> Path:

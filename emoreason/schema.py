@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -287,6 +287,11 @@ def iter_samples(path: str | os.PathLike, errors: list[SchemaError] | None = Non
             continue
         seen[sample.id] = lineno
         yield sample
+
+
+def emotion_labels(samples: Iterable[Sample]) -> list[str]:
+    """The label set the samples name in `targets.emotion`, sorted: a closed set's candidates when none are given."""
+    return sorted({s.targets.emotion for s in samples if s.targets and s.targets.emotion})
 
 
 def load_samples(path: str | os.PathLike) -> list[Sample]:
