@@ -6,21 +6,15 @@ to the uninterrupted run's numbers; two torchrun ranks take a GRPO step on CPU."
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from train_launch import assert_same_steps, resume_after_kill, step_logs, torchrun_two_ranks, train_command
 
 from emoreason.demo import GRPO_CONFIG, grpo_tiny, train_tiny
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 RECIPE = GRPO_CONFIG
 SUPERVISED_STEPS = 90
 # The mechanics tests (KL, resume, torchrun) need a gradient, not learning: 16 completions a step (2 prompts x 8)
@@ -82,51 +76,19 @@ def test_kl_to_the_adapter_disabled_reference_is_zero_at_step_zero_then_positive
 RESUME = ["optim.max_steps=4", "optim.save_steps=2", "optim.save_total_limit=3", *LIGHT]
 
 
-def _command(tiny_data, init: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "emoreason.train.run", "--config", RECIPE, *overrides(tiny_data, init, out, *RESUME)]
-
-
-def _step_logs(out: Path) -> dict[int, dict]:
-    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
-    return {h["step"]: h for h in state["log_history"] if "reward" in h}
-
-
 def test_resume_after_a_kill_matches_the_uninterrupted_run(tiny_data, supervised, tmp_path):
     init, _ = supervised
-    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     whole = tmp_path / "whole"
     # The uninterrupted run in this process (no interpreter start): on CPU the same steps give the same numbers.
     run_grpo(tiny_data, init, whole, *RESUME)
-
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(tiny_data, init, killed), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 900
-    while not (killed / "checkpoint-2" / "emoreason_checkpoint.json").exists():
-        assert proc.poll() is None, "the run ended before its first checkpoint"
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "checkpoint-4").exists()
-    resumed = subprocess.run(_command(tiny_data, init, killed), cwd=ROOT, env=env, timeout=900, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming from" in resumed.stderr
-
-    a, b = _step_logs(whole), _step_logs(killed)
-    for step in (3, 4):
-        for key in ("loss", "reward", "grad_norm"):
-            assert b[step][key] == pytest.approx(a[step][key], abs=1e-4), (step, key)
+    resume_after_kill(train_command(RECIPE, overrides(tiny_data, init, killed, *RESUME)), killed, kill_after=2)
+    assert_same_steps(step_logs(whole / "checkpoint-4"), step_logs(killed / "checkpoint-4"), steps=(3, 4))
 
 
 def test_torchrun_two_ranks_take_one_grpo_step(tiny_data, supervised, tmp_path):
     init, _ = supervised
     out = tmp_path / "dist"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "emoreason.train.run", "--config", RECIPE,
-           *overrides(tiny_data, init, out, "optim.max_steps=1", "optim.batch_size=8", "grpo.num_generations=4")]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    log = tmp_path / "torchrun.log"
-    with log.open("w") as f:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=900)
-    assert proc.returncode == 0, log.read_text()[-4000:]
+    torchrun_two_ranks(RECIPE, overrides(tiny_data, init, out, "optim.max_steps=1", "optim.batch_size=8", "grpo.num_generations=4"),
+                       tmp_path / "torchrun.log")
     assert (out / "model" / "adapter" / "adapter_model.safetensors").exists()

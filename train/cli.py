@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from emoreason.cli_args import HelpFormatter
 
@@ -30,6 +32,24 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.learning_rate=1e-4 stage=align"
     )
     return parser
+
+
+def exit_status(start: Callable[[], Path], refusals: tuple[type[Exception], ...]) -> int:
+    """The exit status of one run, `start()` returning its final model: 0, printing the model's path; 2 on one of
+    the run's `refusals` (bad input, a run folder it must not continue), printing its message; 1 when training
+    stopped on a non-finite loss. Each kind and stage's run_config passes its own refusals."""
+    from emoreason.train.trainer import NonFiniteLossError
+
+    try:
+        final = start()
+    except refusals as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"emoreason train: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"model: {final}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,8 @@ and a fresh LoRA trains on top with the projectors frozen. So at step 0 the poli
 supervised model, and the policy with its LoRA disabled is that model throughout: the KL reference,
 without a second copy. Every bad input (unknown reward, weights that do not match, a num_generations
 that does not divide the batch, a sample lacking a field a reward needs, a judge that is down) stops
-the run here, before any step.
+the run here, before any step; a judge that fails later stops it with the step named and a checkpoint
+kept. The native kind's run (emoreason.train.native_grpo_run) shares these checks and that stop.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +27,15 @@ from emoreason.model.loading import MODEL_FILE, load_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
+from emoreason.schema import Sample
+from emoreason.train.cli import exit_status
 from emoreason.train.config import TrainConfig
 from emoreason.train.grpo_config import CurriculumPhase
-from emoreason.train.grpo_data import PromptStore, build_store, curriculum_rows, prompt_dataset
-from emoreason.train.grpo_rewards import JudgeReward, build_rewards, check_judge, check_reward_data
-from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
+from emoreason.train.grpo_data import CurriculumError, PromptStore, build_store, curriculum_rows, prompt_dataset
+from emoreason.train.grpo_rewards import (
+    JudgeDownError, JudgeReward, Reward, RewardDataError, build_rewards, check_judge, check_reward_data,
+)
+from emoreason.train.run_folder import RunFolderError, RunPlan, plan_run, train_in_folder
 from emoreason.train.vllm_rollouts import check_rollout_backend, projector_rollouts
 
 INIT_DIR = "init"
@@ -168,10 +173,21 @@ def policy_model(cfg: TrainConfig) -> tuple[EmotionLM, EmotionProcessor]:
     return model, processor
 
 
-def training_labels(cfg: TrainConfig, store: PromptStore) -> list[str]:
+def training_labels(cfg, samples: Mapping[str, Sample]) -> list[str]:
     if cfg.grpo.labels:
         return list(cfg.grpo.labels)
-    return sorted({s.targets.emotion for s in store.samples.values() if s.targets and s.targets.emotion})
+    return sorted({s.targets.emotion for s in samples.values() if s.targets and s.targets.emotion})
+
+
+def checked_rewards(cfg, samples: Mapping[str, Sample], judge=None) -> tuple[list[str], list[Reward]]:
+    """Either kind's label set and rewards: each reward checked against every sample, the judge asked once; all before any step."""
+    labels = training_labels(cfg, samples)
+    rewards = build_rewards(cfg.grpo, samples, labels, judge=judge)
+    check_reward_data(rewards, samples, cfg.data.train)
+    for reward in rewards:
+        if isinstance(reward, JudgeReward):
+            check_judge(reward)
+    return labels, rewards
 
 
 def setup_grpo(cfg: TrainConfig, judge=None) -> GRPOSetup:
@@ -184,12 +200,7 @@ def setup_grpo(cfg: TrainConfig, judge=None) -> GRPOSetup:
     model, processor = policy_model(cfg)
     run_phases = phases(cfg)
     store, per_phase = build_store(run_phases, cfg.data.train, model.model_config.modalities)
-    labels = training_labels(cfg, store)
-    rewards = build_rewards(cfg.grpo, store.samples, labels, judge=judge)
-    check_reward_data(rewards, store.samples, cfg.data.train)
-    for reward in rewards:
-        if isinstance(reward, JudgeReward):
-            check_judge(reward)
+    labels, rewards = checked_rewards(cfg, store.samples, judge)
     rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
     trainer = EmotionGRPOTrainer(
         model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
@@ -200,36 +211,35 @@ def setup_grpo(cfg: TrainConfig, judge=None) -> GRPOSetup:
 
 
 def train_grpo(run: GRPOSetup, plan: RunPlan | None = None) -> Path:
-    """Train (a new run, or an unfinished one resumed: emoreason.train.run_folder) and write <output_dir>/model.
+    """Train (a new run, or an unfinished one resumed: emoreason.train.run_folder) and write <output_dir>/model."""
+    return train_grpo_in_folder(run.trainer, run.cfg, plan if plan is not None else plan_run(run.cfg))
+
+
+def train_grpo_in_folder(trainer, cfg, plan: RunPlan) -> Path:
+    """Either kind's GRPO run in its folder (run_folder.train_in_folder), with the judge's fault handled.
 
     A judge that fails mid-run (after its client's retries) stops the run with the step named and a
-    checkpoint of the weights so far, from which the same command resumes.
+    checkpoint of the steps finished so far, from which the same command resumes.
     """
-    from emoreason.train.grpo_rewards import JudgeDownError
-
-    cfg = run.cfg
-    out_dir = Path(cfg.optim.output_dir)
-    plan = plan if plan is not None else plan_run(cfg)
-    main_process = open_run(run.trainer, cfg, plan)
     try:
-        run.trainer.train(resume_from_checkpoint=plan.resume_from)
+        return train_in_folder(trainer, cfg, plan)
     except JudgeDownError as exc:
-        step = run.trainer.state.global_step
-        run.trainer._save_checkpoint(run.trainer.model, trial=None)
-        raise JudgeDownError(f"at step {step + 1}: {exc}; checkpoint-{step} kept in {out_dir}, re-run to resume") from None
-    return finish_run(run.trainer, out_dir, main_process)
+        step = trainer.state.global_step
+        if step == 0:
+            raise JudgeDownError(f"at step 1: {exc}; no step had finished, so there is nothing to keep: re-run to start again") from None
+        trainer._save_checkpoint(trainer.model, trial=None)
+        raise JudgeDownError(f"at step {step + 1}: {exc}; checkpoint-{step} kept in {cfg.optim.output_dir}, "
+                             "re-run the same command to resume from it") from None
+
+
+# What stops a GRPO run of either kind with exit status 2 (emoreason.train.cli.exit_status).
+GRPO_REFUSALS = (ConfigError, RunFolderError, CurriculumError, RewardDataError, JudgeDownError)
 
 
 def run_grpo_config(cfg: TrainConfig) -> int:
     """`emoreason train` for stage grpo, once its config is valid."""
-    from emoreason.train.grpo_data import CurriculumError
-    from emoreason.train.grpo_rewards import JudgeDownError, RewardDataError
-
-    try:
+    def start() -> Path:
         plan = plan_run(cfg)  # a refusal comes before any weights load
-        final = train_grpo(setup_grpo(cfg), plan)
-    except (ConfigError, RunFolderError, CurriculumError, RewardDataError, JudgeDownError) as exc:
-        print(f"emoreason train: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"model: {final}")
-    return 0
+        return train_grpo(setup_grpo(cfg), plan)
+
+    return exit_status(start, GRPO_REFUSALS)

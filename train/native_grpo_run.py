@@ -12,14 +12,12 @@ sample with its media through the backbone's processor (emoreason.native.samples
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import set_seed
 
-from emoreason.config import ConfigError
 from emoreason.native.config import ComponentTraining, NativeLora
 from emoreason.native.conversation import NativeConversation, NativeEncoded
 from emoreason.native.featurizer import NativeFeaturizer
@@ -29,10 +27,12 @@ from emoreason.native.samples import encode_sample
 from emoreason.schema import Sample, load_samples
 from emoreason.train.grpo_config import CurriculumPhase
 from emoreason.train.grpo_data import CurriculumError, curriculum_rows, prompt_dataset
-from emoreason.train.grpo_rewards import JudgeReward, build_rewards, check_judge, check_reward_data
-from emoreason.train.grpo_run import grpo_arguments, init_model_dir, phases, prompts_per_step, world_size
+from emoreason.train.cli import exit_status
+from emoreason.train.grpo_run import (
+    GRPO_REFUSALS, checked_rewards, grpo_arguments, init_model_dir, phases, prompts_per_step, train_grpo_in_folder, world_size,
+)
 from emoreason.train.native_config import NativeTrainConfig
-from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
+from emoreason.train.run_folder import RunPlan, plan_run
 from emoreason.train.vllm_rollouts import check_rollout_backend, native_rollouts
 
 
@@ -114,13 +114,7 @@ def setup_native_grpo(cfg: NativeTrainConfig, judge=None) -> NativeGRPOSetup:
     run_phases = phases(cfg)
     conversation = NativeConversation(processor, model.cfg.system_prompt, model.cfg.max_length)
     store, per_phase = build_native_store(run_phases, cfg, make_featurizer(cfg, processor), conversation)
-    labels = list(cfg.grpo.labels) if cfg.grpo.labels else sorted(
-        {s.targets.emotion for s in store.samples.values() if s.targets and s.targets.emotion})
-    rewards = build_rewards(cfg.grpo, store.samples, labels, judge=judge)
-    check_reward_data(rewards, store.samples, cfg.data.train)
-    for reward in rewards:
-        if isinstance(reward, JudgeReward):
-            check_judge(reward)
+    labels, rewards = checked_rewards(cfg, store.samples, judge)
     rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
     trainer = NativeGRPOTrainer(model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
                                 train_dataset=prompt_dataset(store, rows), emotion_processor=processor,
@@ -129,23 +123,16 @@ def setup_native_grpo(cfg: NativeTrainConfig, judge=None) -> NativeGRPOSetup:
 
 
 def train_native_grpo(run: NativeGRPOSetup, plan: RunPlan | None = None) -> Path:
-    """Train (or resume) and write <output_dir>/model: a native model directory whose base is <output_dir>/init."""
-    out_dir = Path(run.cfg.optim.output_dir)
-    plan = plan if plan is not None else plan_run(run.cfg)
-    main_process = open_run(run.trainer, run.cfg, plan)
-    run.trainer.train(resume_from_checkpoint=plan.resume_from)
-    return finish_run(run.trainer, out_dir, main_process)
+    """Train (or resume) and write <output_dir>/model: a native model directory whose base is <output_dir>/init.
+    A judge that fails mid-run stops it as it stops the projector run (grpo_run.train_grpo_in_folder)."""
+    return train_grpo_in_folder(run.trainer, run.cfg, plan if plan is not None else plan_run(run.cfg))
 
 
 def run_native_grpo_config(cfg: NativeTrainConfig) -> int:
     """`emoreason train` for stage grpo on the native kind, once its config is valid."""
-    from emoreason.train.grpo_rewards import JudgeDownError, RewardDataError
-
-    try:
+    def start() -> Path:
         plan = plan_run(cfg)  # a refusal comes before any weights load
-        final = train_native_grpo(setup_native_grpo(cfg), plan)
-    except (ConfigError, RunFolderError, CurriculumError, RewardDataError, JudgeDownError, ValueError) as exc:
-        print(f"emoreason train: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"model: {final}")
-    return 0
+        return train_native_grpo(setup_native_grpo(cfg), plan)
+
+    # ValueError: as the native supervised run, a sample or media setting the backbone's processor refuses.
+    return exit_status(start, (*GRPO_REFUSALS, ValueError))

@@ -7,7 +7,6 @@ collator (emoreason.train.native_dataset) and its save format (emoreason.train.n
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +18,12 @@ from emoreason.native.conversation import NativeConversation
 from emoreason.native.featurizer import NativeFeaturizer
 from emoreason.native.model import NativeModel, build_processor
 from emoreason.native.processor import NativeProcessor
+from emoreason.train.cli import exit_status
 from emoreason.train.native_config import NativeTrainConfig
 from emoreason.train.native_dataset import NativeCollator, NativeDataset
 from emoreason.train.native_trainer import NativeTrainer
-from emoreason.train.run_folder import RunFolderError, RunPlan, finish_run, open_run, plan_run
-from emoreason.train.trainer import NonFiniteLossError, training_arguments
+from emoreason.train.run_folder import RunFolderError, RunPlan, plan_run, train_in_folder
+from emoreason.train.trainer import training_arguments
 
 INPUT_CACHE_DIR = "input_cache"
 
@@ -67,24 +67,15 @@ def setup(cfg: NativeTrainConfig) -> NativeSetup:
 
 def train(run: NativeSetup, plan: RunPlan | None = None) -> Path:
     """Train (a new run, or an unfinished one resumed; see run_folder) and write the final model to <output_dir>/model."""
-    out_dir = Path(run.cfg.optim.output_dir)
     plan = plan if plan is not None else plan_run(run.cfg)
     summary = (f"emoreason train: native {run.model.arch.model_type} from {run.cfg.model.base}, "
                f"{run.model.trainable_parameter_count():,} trainable parameters, {len(run.train_dataset)} samples")
-    main_process = open_run(run.trainer, run.cfg, plan, summary=lambda: summary)
-    run.trainer.train(resume_from_checkpoint=plan.resume_from)
-    return finish_run(run.trainer, out_dir, main_process)
+    return train_in_folder(run.trainer, run.cfg, plan, summary=lambda: summary)
 
 
 def run_config(cfg: NativeTrainConfig) -> int:
-    try:
+    def start() -> Path:
         plan = plan_run(cfg)  # a refusal comes before any weights load
-        final = train(setup(cfg), plan)
-    except (ConfigError, RunFolderError, ValueError) as exc:
-        print(f"emoreason train: error: {exc}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as exc:
-        print(f"emoreason train: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"model: {final}")
-    return 0
+        return train(setup(cfg), plan)
+
+    return exit_status(start, (ConfigError, RunFolderError, ValueError))

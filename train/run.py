@@ -20,13 +20,14 @@ from emoreason.model.loading import build_model, load_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
+from emoreason.train.cli import exit_status
 from emoreason.train.collator import EmotionCollator
 from emoreason.train.config import TrainConfig, check_data_files
 from emoreason.train.dataset import DamagedFeaturesError, EmotionDataset, NoUsableSamplesError, WrongEncoderError
 from emoreason.train.eval_callback import HeldoutAccuracyCallback, emotion_labels
-from emoreason.train.run_folder import LOSS_CURVE_FILE, RunFolderError, RunPlan, finish_run, open_run, plan_run
+from emoreason.train.run_folder import LOSS_CURVE_FILE, RunFolderError, RunPlan, plan_run, train_in_folder
 from emoreason.train.summary import startup_summary, write_loss_curve
-from emoreason.train.trainer import EmotionTrainer, NonFiniteLossError, check_report_to, freeze_for_stage, training_arguments
+from emoreason.train.trainer import EmotionTrainer, check_report_to, freeze_for_stage, training_arguments
 
 
 @dataclass
@@ -94,10 +95,8 @@ def train(run: Setup, plan: RunPlan | None = None) -> Path:
     cfg = run.cfg
     out_dir = Path(cfg.optim.output_dir)
     plan = plan if plan is not None else plan_run(cfg)
-    main_process = open_run(run.trainer, cfg, plan, summary=lambda: startup_summary(run, plan.resume_from))
-    run.trainer.train(resume_from_checkpoint=plan.resume_from)
-    final = finish_run(run.trainer, out_dir, main_process)
-    if main_process:
+    final = train_in_folder(run.trainer, cfg, plan, summary=lambda: startup_summary(run, plan.resume_from))
+    if run.trainer.is_world_process_zero():
         curve = write_loss_curve(run.trainer.state.log_history, out_dir / LOSS_CURVE_FILE, out_dir.name)
         if curve is not None:
             print(f"loss curve: {curve}")
@@ -106,18 +105,13 @@ def train(run: Setup, plan: RunPlan | None = None) -> Path:
 
 def run_config(cfg: TrainConfig) -> int:
     """`emoreason train` once its config is valid (train/cli.py parses and validates it first)."""
-    try:
+    def start() -> Path:
         check_data_files(cfg)
         plan = plan_run(cfg)  # a refusal comes before any weights load
-        final = train(setup(cfg), plan)
-    except (ConfigError, RunFolderError, NoUsableSamplesError, DamagedFeaturesError, FeatureFileError, WrongEncoderError) as exc:
-        print(f"emoreason train: error: {exc}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as exc:
-        print(f"emoreason train: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"model: {final}")
-    return 0
+        return train(setup(cfg), plan)
+
+    return exit_status(start, (ConfigError, RunFolderError, NoUsableSamplesError, DamagedFeaturesError, FeatureFileError,
+                               WrongEncoderError))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,12 @@ RESUMABLE_KEYS = frozenset({
     "optim.eval_max_new_tokens",
     "optim.num_workers",
     "optim.report_to",
+    # Where the judge answers, not what it scores (grpo.judge.model and template stay fixed): a judge that
+    # went down mid-run may come back at another address.
+    "grpo.judge.base_url",
+    "grpo.judge.api_key_env",
+    "grpo.judge.max_retries",
+    "grpo.judge.timeout",
 })
 
 
@@ -211,3 +217,11 @@ def finish_run(trainer, output_dir: str | Path, main_process: bool) -> Path:
     if main_process:
         mark_finished(output_dir, trainer.state.global_step)
     return final
+
+
+def train_in_folder(trainer, cfg, plan: RunPlan, summary=None) -> Path:
+    """Every stage's and kind's run: open the planned run, train (from plan.resume_from when it resumes), then
+    write and mark the final model; returns <output_dir>/model."""
+    main_process = open_run(trainer, cfg, plan, summary=summary)
+    trainer.train(resume_from_checkpoint=plan.resume_from)
+    return finish_run(trainer, cfg.optim.output_dir, main_process)
