@@ -9,8 +9,7 @@ import os
 import time
 
 import pytest
-import torch
-from grpo_rollout_helpers import greedy_completions
+from grpo_rollout_helpers import ensure_lora_moved, synced_and_base_completions
 
 CONFIG = "configs/train/tiny_native_grpo.yaml"
 
@@ -44,18 +43,11 @@ def test_native_vllm_rollouts_train_and_follow_the_synced_lora(tmp_path):
         logs = [h for h in trainer.state.log_history if "reward" in h]
         print(f"native vllm-rollout GRPO logs: {[{k: h[k] for k in ('step', 'rewards/label/mean', 'reward_std')} for h in logs]}")
         assert [h["step"] for h in logs] == [1, 2]
-        after = dict(run.model.named_parameters())
-        assert any(not torch.equal(after[n], v) for n, v in lora_before.items()), "no LoRA parameter moved"
+        ensure_lora_moved(run.model, lora_before)
 
         ids = sorted(run.store.samples)[:8]
-        synced = greedy_completions(trainer, ids)  # syncs the policy at step 2 first
-        rollouts, trainer.rollouts = trainer.rollouts, None
-        hf = greedy_completions(trainer, ids)
-        with run.model.backbone.disable_adapter():
-            base_hf = greedy_completions(trainer, ids)
-        trainer.rollouts = rollouts
-        rollouts._lora = None  # the frozen base in vLLM: what the policy was before any sync
-        base_vllm = greedy_completions(trainer, ids)
+        got = synced_and_base_completions(trainer, ids, run.model.backbone.disable_adapter)
+        synced, hf, base_hf, base_vllm = got["synced"], got["hf"], got["base_hf"], got["base_vllm"]
         changed = sum(a != b for a, b in zip(hf, base_hf))
         print(f"greedy completions of {len(ids)} clips: vLLM (synced) == hf: {synced == hf}; the trained policy differs "
               f"from the base on {changed}")
