@@ -9,8 +9,9 @@ its tensors (emoreason.native.processor).
 
 Which file feeds which modality: `video` from a video file, `image` from a still image, `audio` from
 a separate audio file or else the video's track (as for the projector model), `face` (only with a
-FaceCropConfig) the main face of each sampled frame of the video, or of the still image, cropped by
-emoreason.media.faces and given to the backbone as extra images. Video and faces share one decode.
+FaceCropConfig) the main face of each sampled frame of the video, or of the still image, found as the
+projector Featurizer finds it (emoreason.features.face_inputs.face_boxes: `detect_every`, `detect_short_side`),
+cropped by emoreason.media.faces and given to the backbone as extra images. Video and faces share one decode.
 A modality the backbone has no tower for is not requested.
 """
 
@@ -149,7 +150,8 @@ class NativeFeaturizer:
             sampled_fps = len(clip.frames) / clip.duration if clip.duration > 0 else clip.source_fps
             return self.processor.video_inputs(clip.frames, sampled_fps)
         if modality == "face":
-            from emoreason.media.faces import crop_main_faces
+            from emoreason.features.face_inputs import face_boxes
+            from emoreason.media.faces import crop_boxes
 
             if kind == "image":
                 from emoreason.media.image import decode_image
@@ -157,7 +159,8 @@ class NativeFeaturizer:
                 frames = decode_image(path)[None]
             else:
                 frames = self._frames(path, out, decoded).frames
-            crops, _ = crop_main_faces(frames, self.detector, self.faces.margin, self.faces.size)
+            # The projector Featurizer's boxes (detect_every, detect_short_side), so both kinds crop alike.
+            crops, _ = crop_boxes(frames, face_boxes(frames, self.detector, self.faces), self.faces.margin, self.faces.size)
             if len(crops) == 0:
                 raise MediaError("no_face", path, f"no face found in any of {len(frames)} sampled frames")
             return self.processor.face_inputs(crops)
