@@ -32,7 +32,8 @@ def load_engine(
     media_stage: MediaStageConfig | None = None,
 ) -> BatchInferenceEngine:
     """The backend's engine on model_dir; trust: what the user allows beyond the directory's data; media_stage:
-    the projector model's concurrent media preparation (emoreason.serving.media_stage; None: its defaults)."""
+    how concurrent requests' media is prepared (emoreason.serving.media_stage; None: its defaults); a native
+    backbone's engine takes its workers, pool and retries for its decode pool."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; expected one of {sorted(BACKENDS)}")
     from emoreason.model_kinds import kind_of_dir
@@ -47,7 +48,6 @@ def load_engine(
     from emoreason.features.featurizer import EncoderLoadError
 
     try:
-        # A native backbone prepares its media with its own processor: the stage is the projector model's.
         stage = {} if media_stage is None else {"media_stage": media_stage}
         return engine_class(model_dir, device=device, max_batch_size=max_batch_size, trust=trust, **stage)
     except EncoderLoadError as exc:  # the model directory names an encoder that cannot load from here
