@@ -53,7 +53,9 @@ def test_conversations_are_reproducible_and_record_provenance():
     assert user.content.startswith("<face> <audio>\n") and "I can't believe you did that." in user.content
     assert user.content.splitlines()[-1] in load_au_cot_prompts().prompts
     assert parse_au_cot(assistant.content).conclusion == "angry"
-    assert first[0].source["instruction"] == {"task": "au-cot", "seed": 3, "prompts_version": 1}
+    line = 'The subtitle reads: "I can\'t believe you did that."'  # what a recipe's {subtitle} slot replaces
+    assert first[0].source["instruction"] == {"task": "au-cot", "seed": 3, "prompts_version": 1, "subtitle_line": line}
+    assert line in user.content.splitlines()
 
 
 @pytest.mark.parametrize(("fields", "modalities", "field"), [

@@ -89,9 +89,13 @@ def test_every_template_of_a_pool_gets_drawn():
     assert {user(s).splitlines()[-1] for s in build(samples, "cot")} == set(pool)
 
 
-def test_provenance_records_task_seed_and_template_version():
+def test_provenance_records_task_seed_template_version_and_subtitle_line():
     [sample] = build([full()], "cot", seed=3)
-    assert sample.source == {"dataset": "test", "instruction": {"task": "cot", "seed": 3, "templates_version": 1}}
+    line = 'The subtitle reads: "We won the final!"'  # what a recipe's {subtitle} slot takes out again (docs/recipes.md)
+    assert sample.source == {"dataset": "test", "instruction": {"task": "cot", "seed": 3, "templates_version": 1, "subtitle_line": line}}
+    assert line in user(sample).splitlines()
+    [untitled] = build([full().model_copy(update={"subtitle": None})], "cot", seed=3)
+    assert "subtitle_line" not in untitled.source["instruction"]
 
 
 def test_packaged_templates_are_versioned_and_valid():

@@ -126,6 +126,44 @@ def test_twin_lays_out_the_recipes_tokens(recipe, tiny_llm_dir, tmp_path_factory
     assert entry["configs"].train.model.prompt is not None, f"{recipe.name}: no model.prompt template"
 
 
+SUBTITLE_RECIPES = [p for p in RECIPES if "{subtitle}" in p.read_text()]
+
+
+@pytest.mark.parametrize("recipe", SUBTITLE_RECIPES, ids=[p.stem for p in SUBTITLE_RECIPES])
+def test_a_subtitle_is_shown_once_in_the_recipes_words(recipe, tiny_llm_dir, tmp_path_factory, twin_clips, tmp_path):
+    """A template with a {subtitle} slot beside an instruction that already shows the subtitle (`emoreason instruct`'s
+    conversations, infer's default prompt): the template's line replaces the instruction's. A subtitle the user quotes
+    in their own words stays there, and the slot stays empty."""
+    from emoreason.data_prep.instructions.build import build_conversations
+    from emoreason.model.features import training_inputs
+    from emoreason.model.generation import prompt_turns
+    from emoreason.model.prompt_template import sample_prompt_fields
+    from emoreason.serving.infer import sample_request
+
+    entry = twin(recipe, tiny_llm_dir, tmp_path_factory)
+    processor, featurizer, modalities = entry["processor"], entry["featurizer"], entry["configs"].train.model.modalities
+    sample, path = twin_clips[0]
+    subtitle = sample.subtitle.strip()
+    features, images = training_inputs(featurizer, {"video": path}, modalities, landmarks=sample.landmarks)
+    counts = {m: f.shape[0] for m, f in features.items()} | {m: featurizer.tuned[m].num_tokens(x) for m, x in images.items()}
+
+    def prompt_text(turns, fields) -> str:
+        encoded = processor.encode(turns, counts, generation_prompt=True, fields=fields)
+        return processor.tokenizer.decode([t for t, m in zip(encoded.input_ids, encoded.media_ids) if m == 0])
+
+    recipes_line = processor.prompt.subtitle.format(subtitle=subtitle).strip()
+    built = build_conversations([sample], "recognition", modalities=["video"], labels=["happy", "sad"])[0]
+    request = sample_request(sample.model_copy(update={"conversations": None}), ["happy", "sad"], ["video"], tmp_path, 4)
+    for turns, fields in (([t.model_dump() for t in prompt_turns(built.conversations)], sample_prompt_fields(built)),
+                          (request.messages, request.prompt_fields)):
+        text = prompt_text(turns, fields)
+        assert text.count(subtitle) == 1 and recipes_line in text, text
+        assert turns[0]["content"].splitlines()[-1] in text  # the question itself stays
+    quoted = [{"role": "user", "content": f'She says "{subtitle}" Which emotion does she express?'}]
+    text = prompt_text(quoted, sample_prompt_fields(sample))
+    assert text.count(subtitle) == 1 and recipes_line not in text, text
+
+
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_twin_hf_and_vllm_answer_alike(recipe, tiny_llm_dir, tmp_path_factory, twin_clips, shared_vllm):
     from safetensors.torch import load_file

@@ -141,7 +141,7 @@ def test_infer_requests_carry_the_samples_subtitle_and_task(tmp_path):
     sample = Sample(id="a", subtitle="I did it!", source={"instruction": {"task": "cot"}},
                     conversations=[{"role": "user", "content": "Why?"}, {"role": "assistant", "content": "happy"}])
     request = sample_request(sample, ["happy"], ["audio"], tmp_path, max_tokens=4)
-    assert request.prompt_fields == {"subtitle": "I did it!", "task": "cot"}
+    assert request.prompt_fields == {"subtitle": "I did it!", "task": "cot", "subtitle_line": None}
     assert request.messages == [{"role": "user", "content": "Why?"}]
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from emoreason.action_units import AU_NAMES
 from emoreason.config import ConfigError
-from emoreason.data_prep.instructions.build import sample_rng, user_prompt
+from emoreason.data_prep.instructions.build import sample_rng, subtitle_record, user_prompt
 from emoreason.data_prep.instructions.errors import InstructionError
 from emoreason.data_prep.instructions.modalities import check_media, check_modalities
 from emoreason.data_prep.instructions.templates import TemplateSet, load_templates
@@ -172,7 +172,7 @@ def build_au_cot_conversations(
         instruction = sample_rng(seed, TASK, sample.id).choice(prompts.prompts)
         conversations = [Turn(role="user", content=user_prompt(sample, modalities, instruction, templates)),
                          Turn(role="assistant", content=answer)]
-        provenance = {"task": TASK, "seed": seed, "prompts_version": prompts.version}
+        provenance = {"task": TASK, "seed": seed, "prompts_version": prompts.version} | subtitle_record(sample, templates)
         built.append(sample.model_copy(update={"conversations": conversations,
                                                "source": sample.source | {"instruction": provenance}}))
     return built

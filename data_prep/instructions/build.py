@@ -33,12 +33,23 @@ def sample_rng(seed: int, task: str, sample_id: str) -> random.Random:
     return random.Random(f"{seed}/{task}/{sample_id}")
 
 
+def subtitle_line(sample: Sample, templates: TemplateSet) -> str | None:
+    return templates.subtitle.format(subtitle=sample.subtitle.strip()) if sample.subtitle else None
+
+
 def user_prompt(sample: Sample, modalities: Sequence[str], instruction: str, templates: TemplateSet) -> str:
     lines = [placeholder_prefix(modalities)] if modalities else []
     if sample.subtitle:
-        lines.append(templates.subtitle.format(subtitle=sample.subtitle.strip()))
+        lines.append(subtitle_line(sample, templates))
     lines.append(instruction)
     return "\n".join(lines)
+
+
+def subtitle_record(sample: Sample, templates: TemplateSet) -> dict[str, str]:
+    """The subtitle line user_prompt wrote, for `source.instruction`: a recipe's prompt template with a `{subtitle}`
+    slot places the subtitle itself and takes this line out of the instruction (emoreason.model.prompt_template)."""
+    line = subtitle_line(sample, templates)
+    return {"subtitle_line": line} if line else {}
 
 
 def build_conversation(
@@ -58,7 +69,7 @@ def build_conversation(
         Turn(role="user", content=user_prompt(sample, modalities, instruction, templates)),
         Turn(role="assistant", content=answer),
     ]
-    provenance = {"task": task, "seed": seed, "templates_version": templates.version}
+    provenance = {"task": task, "seed": seed, "templates_version": templates.version} | subtitle_record(sample, templates)
     return sample.model_copy(update={"conversations": conversations, "source": sample.source | {"instruction": provenance}})
 
 

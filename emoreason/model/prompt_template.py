@@ -6,8 +6,8 @@ the template names where each modality's tokens go by *slots* (`{frame}`, `{audi
 and the processor fills each slot with that modality's positions, never by parsing strings such as
 `<video>` (which would collide with our own `<video>` placeholder). Text slots: `{instruction}` (the first
 user turn, required), `{subtitle}` (the `subtitle` line filled with the sample's subtitle, or nothing when it
-has none) and `{task}` (the tag of the sample's instruction task in `tasks`, else `default_task`). Literal
-braces are written `{{` and `}}`, as in Python's str.format.
+has none; a subtitle is shown once, `PromptTemplate.place_subtitle`) and `{task}` (the tag of the sample's
+instruction task in `tasks`, else `default_task`). Literal braces are written `{{` and `}}`, as in str.format.
 
 The template is the first user turn's content; the LLM's chat template wraps the turns (Llama-2's `[INST]`),
 unless the recipe gives its own turn format as `chat_template` (Video-LLaMA's and AffectGPT's
@@ -85,14 +85,33 @@ class PromptTemplate:
 
     def render(self, instruction: str, media: Mapping[str, str], fields: Mapping[str, str | None]) -> str:
         """The user turn: `media` maps present slots to their markers (absent ones render empty);
-        `fields` gives the sample's `subtitle` and `task` (None when unknown)."""
-        subtitle = fields.get("subtitle")
+        `fields` gives the sample's `subtitle`, the `subtitle_line` its instruction already shows it in, and
+        `task` (None when unknown)."""
         task = fields.get("task")
         values = {slot: media.get(slot, "") for slot in MEDIA_SLOTS}
-        values["instruction"] = instruction
-        values["subtitle"] = self.subtitle.format(subtitle=subtitle.strip()) if subtitle else ""
+        values["instruction"], values["subtitle"] = self.place_subtitle(instruction, fields)
         values["task"] = self.tasks.get(task, self.default_task or "") if task else (self.default_task or "")
         return self.template.format(**values)
+
+    def place_subtitle(self, instruction: str, fields: Mapping[str, str | None]) -> tuple[str, str]:
+        """(instruction, what fills `{subtitle}`): the sample's subtitle is shown once.
+
+        The instruction builders (and infer's default prompt) write the subtitle into the user turn as a line
+        of its own, which they record as `subtitle_line`. A template with a `{subtitle}` slot places the subtitle
+        in the recipe's words, so that line comes out of the instruction. An instruction that shows the subtitle
+        without a recorded line (written by hand, or built before the record existed) keeps it, and the slot
+        stays empty."""
+        subtitle = (fields.get("subtitle") or "").strip()
+        if not subtitle or "subtitle" not in self.slots:
+            return instruction, ""
+        lines = instruction.split("\n")
+        recorded = fields.get("subtitle_line")
+        if recorded and recorded in lines:
+            lines.remove(recorded)
+            return "\n".join(lines), self.subtitle.format(subtitle=subtitle)
+        if subtitle in instruction:
+            return instruction, ""
+        return instruction, self.subtitle.format(subtitle=subtitle)
 
 
 def raise_config(key: str, expected: str) -> None:
@@ -100,7 +119,10 @@ def raise_config(key: str, expected: str) -> None:
 
 
 def sample_prompt_fields(sample) -> dict[str, str | None]:
-    """The text slots of a schema Sample: its subtitle, and the task `emoreason instruct` recorded in its source."""
+    """The text slots of a schema Sample: its subtitle, and the task and subtitle line `emoreason instruct`
+    recorded in its source."""
     instruction = sample.source.get("instruction")
-    task = instruction.get("task") if isinstance(instruction, dict) else None
-    return {"subtitle": sample.subtitle, "task": task if isinstance(task, str) else None}
+    instruction = instruction if isinstance(instruction, dict) else {}
+    task, line = instruction.get("task"), instruction.get("subtitle_line")
+    return {"subtitle": sample.subtitle, "task": task if isinstance(task, str) else None,
+            "subtitle_line": line if isinstance(line, str) else None}
