@@ -192,17 +192,12 @@ def test_untuned_modalities_keep_the_frozen_encoder_path(workspace):
     assert dataclasses.replace(tuned_cfg, train=EncoderTraining()).settings_fingerprint() == tuned_cfg.settings_fingerprint()
 
 
-def test_prep_skips_the_tuned_encoder_and_training_computes_it_from_the_media(workspace):
-    """Prep caches the frozen frame features only; training from its samples (feature_source cache) takes the
-    tuned face encoder from featurizer.json and gets its images from the media, not from any cache."""
+@pytest.fixture(scope="module")
+def prep_dir(workspace):
+    """`emoreason prep` of the workspace's clips with the tuned face encoder and the frozen frame encoder."""
     from emoreason.config import load_config
-    from emoreason.data_prep.instructions import build_conversations
     from emoreason.data_prep.prep_config import PrepConfig
     from emoreason.data_prep.runner import run_prep
-    from emoreason.features.contract import read_contract
-    from emoreason.schema import load_samples, write_samples
-    from emoreason.train.config import load_train_config
-    from emoreason.train.run import setup
 
     root, encoders = workspace["root"], workspace["encoders"]
     prep = root / "prep"
@@ -211,6 +206,19 @@ def test_prep_skips_the_tuned_encoder_and_training_computes_it_from_the_media(wo
         "media.faces.size=64", f"encoders.frame.model={encoders['frame']}", "encoders.frame.pooling=mean",
         f"encoders.face.model={encoders['face']}", "encoders.face.pooling=none", f"encoders.face.train={FACE_LORA}".replace("'", ""),
     ]))
+    return prep
+
+
+def test_prep_skips_the_tuned_encoder_and_training_computes_it_from_the_media(workspace, prep_dir):
+    """Prep caches the frozen frame features only; training from its samples (feature_source cache) takes the
+    tuned face encoder from featurizer.json and gets its images from the media, not from any cache."""
+    from emoreason.data_prep.instructions import build_conversations
+    from emoreason.features.contract import read_contract
+    from emoreason.schema import load_samples, write_samples
+    from emoreason.train.config import load_train_config
+    from emoreason.train.run import setup
+
+    root, prep = workspace["root"], prep_dir
     prepped = load_samples(prep / "samples.jsonl")
     assert prepped and all(set(s.features) == {"frame"} for s in prepped)
     assert read_contract(prep / "samples.jsonl").settings.encoders["face"].train.mode == "lora"
@@ -222,3 +230,26 @@ def test_prep_skips_the_tuned_encoder_and_training_computes_it_from_the_media(wo
     run = setup(cfg)
     item = run.train_dataset[0]
     assert set(item["features"]) == {"frame"} and set(item["encoder_inputs"]) == {"face"}
+
+
+def test_infer_from_the_cache_computes_the_tuned_encoder_from_the_media(trained, prep_dir, tmp_path):
+    """`infer --feature-source cache` on a model with a LoRA-tuned encoder (trained, or exported with the encoder
+    merged): the frozen frame features come from prep's cache, the tuned face encoder runs on the media (no cache
+    holds its features), so every sample has both and the answers are the live run's."""
+    import json
+
+    from emoreason.model.loading import read_model_config, trained_encoder_modalities
+    from emoreason.serving.export import export_projector_model
+    from emoreason.serving.infer import main
+
+    exported = export_projector_model(trained["model_dir"], tmp_path / "export")
+    assert trained_encoder_modalities(read_model_config(exported)[0], exported) == ["face"]
+    runs = {}
+    for name, model_dir, source in [("live", trained["model_dir"], "live"), ("cache", trained["model_dir"], "cache"),
+                                    ("export_cache", exported, "cache")]:
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["--model", str(model_dir), "--input", str(prep_dir / "samples.jsonl"), "--out", str(out),
+                     "--feature-source", source, "--labels", "happy,sad", "--max-tokens", "4"]) == 0
+        runs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(len(lines) == 2 and all("absent" not in x and "error" not in x for x in lines) for lines in runs.values()), runs
+    assert [x["text"] for x in runs["cache"]] == [x["text"] for x in runs["live"]]

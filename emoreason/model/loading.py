@@ -215,6 +215,15 @@ EXPORTED_ENCODERS_DIR = "encoders"
 """Where an export puts each tuned encoder merged with its LoRA: <export>/encoders/<modality>/."""
 
 
+def trained_encoder_modalities(config: ModelConfig, model_dir: str | os.PathLike) -> list[str]:
+    """Modalities whose encoder weights the model trained: LoRA-tuned (`train.mode: lora`) or, in an export, merged
+    into <export>/encoders/<modality>/. Their features change with training, so no prep cache holds them: they are
+    always computed from the media (`emoreason infer --feature-source cache` too)."""
+    exported = (Path(model_dir) / EXPORTED_ENCODERS_DIR).resolve()
+    return [m for m, enc in config.encoders.items()
+            if enc.train.mode == "lora" or Path(enc.model).resolve().parent == exported]
+
+
 def load_model(
     model_dir: str | os.PathLike, trainable: bool = False, trust: UserTrust | None = None
 ) -> tuple[EmotionLM, EmotionProcessor]:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import torch
 
     from emoreason.model.processor import EmotionProcessor, EncodedConversation
+    from emoreason.schema import Landmarks
 
 
 # Folder names that say what a directory is, not which model: `runs/mer/export` serves as "mer".
@@ -49,6 +50,8 @@ class GenerationRequest:
     seed: int | None = None
     prompt_fields: dict[str, str | None] | None = None
     """The sample's `subtitle` and instruct `task`, for a recipe's prompt template (model.prompt); None: neither."""
+    landmarks: Landmarks | None = None
+    """The sample's annotated landmarks (docs/schema.md), which a `landmarks:annotation` encoder reads, as in prep."""
 
 
 @dataclasses.dataclass

@@ -74,14 +74,17 @@ def sample_request(
     from emoreason.model.generation import prompt_turns
     from emoreason.model.prompt_template import sample_prompt_fields
 
+    fields = sample_prompt_fields(sample)
     if sample.conversations:
         messages = [{"role": t.role, "content": t.content} for t in prompt_turns(sample.conversations)]
     else:
         messages = [{"role": "user", "content": default_prompt(sample, labels, modalities)}]
+        # The line default_prompt wrote, which a recipe's {subtitle} slot replaces (as for instruct's prompts).
+        fields["subtitle_line"] = SUBTITLE_LINE.format(subtitle=sample.subtitle.strip()) if sample.subtitle else None
     root = sample.media_root(data_root, fallback_root)
     media = [MediaInput(kind, sample.media_path(kind, root)) for kind in MEDIA_KINDS if getattr(sample.media, kind)]
     return GenerationRequest(messages=messages, media=media, max_tokens=max_tokens, temperature=0.0,
-                             prompt_fields=sample_prompt_fields(sample))
+                             prompt_fields=fields, landmarks=sample.landmarks)
 
 
 def prepare_sample(
@@ -93,9 +96,17 @@ def prepare_sample(
     if feature_source == "live":
         return engine.prepare(request)
     start = time.perf_counter()
-    features = cached_features(sample, samples_dir, engine.modalities)
-    absent = {m: "not_cached" for m in engine.modalities if m not in features}
-    return prepare_with_features(request, features, engine.processor, absent, time.perf_counter() - start)
+    # The encoders the model trained (a LoRA-tuned one, or its export's merge) have no cached features: prep
+    # skips them, since their features change with training. They are computed from the sample's media.
+    live = list(getattr(engine, "trained_encoder_modalities", []))
+    features = cached_features(sample, samples_dir, [m for m in engine.modalities if m not in live])
+    absent = {m: "not_cached" for m in engine.modalities if m not in features and m not in live}
+    if not live:
+        return prepare_with_features(request, features, engine.processor, absent, time.perf_counter() - start)
+    prepared = engine.prepare(request, cached=features)
+    prepared.absent.update(absent)
+    prepared.media_seconds = time.perf_counter() - start
+    return prepared
 
 
 def error_record(sample_id: str, exc: Exception) -> dict:

@@ -39,7 +39,11 @@ class LiveMediaEngine:
         request at a time behind the media lock)."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size: expected an integer >= 1, got {max_batch_size}")
+        from emoreason.model.loading import trained_encoder_modalities
+
         self.modalities = config.modalities
+        self.trained_encoder_modalities = [m for m in trained_encoder_modalities(config, model_dir) if m in self.modalities]
+        """Computed from the media even when a caller has the rest from the prep cache (prepare's `cached`)."""
         self.featurizer = Featurizer(config.encoders, config.media, tuned=tuned)
         # Every encoder and the face detector load now: a model whose encoder cannot load fails at start-up
         # (EncoderLoadError), never as a 500 on each request after /health said ok.
@@ -51,11 +55,15 @@ class LiveMediaEngine:
         media_stage = MediaStageConfig() if media_stage is None else media_stage
         self.media_stage = MediaStage(self.featurizer, media_stage) if media_stage.workers > 0 else None
 
-    def prepare(self, request: GenerationRequest) -> PreparedRequest:
-        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request."""
+    def prepare(self, request: GenerationRequest, cached: dict | None = None) -> PreparedRequest:
+        """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request.
+
+        cached: the features read from the prep cache (modality -> [t, d] fp16); then only the modalities of the
+        encoders the model trained (trained_encoder_modalities), which no cache holds, are computed from the media."""
+        modalities = self.modalities if cached is None else self.trained_encoder_modalities
         if self.media_stage is not None:  # decodes in its pool, batches the encoders with other requests'
-            return prepare_request(request, self.media_stage, self.processor, self.modalities)
-        return prepare_request(request, self.featurizer, self.processor, self.modalities, self._media_lock)
+            return prepare_request(request, self.media_stage, self.processor, modalities, cached=cached)
+        return prepare_request(request, self.featurizer, self.processor, modalities, self._media_lock, cached=cached)
 
     def close_media_stage(self) -> None:
         """Stop the media stage's workers (the vllm engine's close() calls it; the hf engine's threads need none)."""

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from emoreason.schema import Landmarks
+
 MEDIA_URL_HELP = (
     "A base64 data URL (data:video/mp4;base64,...) or a path relative to the server's media root "
     "(clips/a.mp4). Remote URLs are not fetched."
@@ -88,6 +90,10 @@ class ChatCompletionRequest(_Strict):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
+    landmarks: Landmarks | None = Field(None, description=(
+        "emoreason's extension (the openai client's extra_body): the clip's annotated facial landmarks, as a "
+        "sample's `landmarks` field (docs/schema.md), for a model whose landmark encoder reads annotations "
+        "(landmarks:annotation)."))
 
 
 class Usage(BaseModel):

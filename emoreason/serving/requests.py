@@ -24,6 +24,7 @@ from emoreason.constants import MEDIA_KINDS
 from emoreason.features.featurizer import Featurizer
 from emoreason.media.errors import MediaError
 from emoreason.model.processor import EmotionProcessor, EncodedConversation
+from emoreason.schema import Landmarks
 from emoreason.serving.engine import GenerationRequest, PreparedRequest
 from emoreason.serving.media_stage import MediaStage
 
@@ -40,11 +41,13 @@ def media_files(request: GenerationRequest) -> dict[str, Path]:
     return files
 
 
-def request_features(featurizer: Featurizer | MediaStage, files: dict[str, Path], modalities: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def request_features(featurizer: Featurizer | MediaStage, files: dict[str, Path], modalities: list[str],
+                     landmarks: Landmarks | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(modality -> [t, d] fp16, modality -> absence reason); MediaError when the media is at fault.
 
-    featurizer: the Featurizer itself, or serving's media stage, which runs its decode and encode concurrently."""
-    result = featurizer.featurize(files, modalities)
+    featurizer: the Featurizer itself, or serving's media stage, which runs its decode and encode concurrently.
+    landmarks: the request's annotated landmarks (a `landmarks:annotation` encoder reads them, as in prep)."""
+    result = featurizer.featurize(files, modalities, landmarks=landmarks)
     result.raise_for_fault()
     return result.features, {m: a.reason for m, a in result.absent.items()}
 
@@ -77,8 +80,11 @@ def prepare_request(
     processor: EmotionProcessor,
     modalities: list[str],
     media_lock: AbstractContextManager = contextlib.nullcontext(),
+    cached: dict[str, torch.Tensor] | None = None,
 ) -> PreparedRequest:
     """Live features + prompt tokens; MediaError for unusable media, ValueError for a bad request.
+
+    modalities: those computed from the media now; cached: features of others, already fp16 (the prep cache).
 
     Only the media work holds `media_lock` (the encoders and the face detector are shared): the
     request's fields and its prompt's length are checked first, and the prompt tokenized after, so
@@ -89,8 +95,10 @@ def prepare_request(
     files = media_files(request)
     start = time.perf_counter()
     with media_lock:
-        features, absent = request_features(featurizer, files, modalities) if files else ({}, {})
+        wanted = modalities and (files or request.landmarks is not None)  # annotated landmarks need no file
+        features, absent = request_features(featurizer, files, modalities, request.landmarks) if wanted else ({}, {})
     media_seconds = time.perf_counter() - start
+    features = dict(cached or {}) | features
     return PreparedRequest(request, _encode(processor, request, features), features, absent, media_seconds)
 
 

@@ -193,6 +193,7 @@ def _to_generation_request(
         temperature=body.temperature or 0.0,
         top_p=1.0 if body.top_p is None else body.top_p,
         seed=body.seed,
+        landmarks=body.landmarks,
     )
     # A request refused on its text alone (too long for the context, a bad field) costs no media work.
     check_prompt = getattr(engine, "check_prompt", None)

@@ -27,6 +27,20 @@ from emoreason.media.errors import REASONS, MediaError
 from emoreason.web.drawing import draw_boxes, waveform_image
 
 
+ANNOTATED_LANDMARKS_NOTE = (
+    "landmarks: this model reads annotated landmarks (encoder landmarks:annotation), which media alone does not carry, "
+    "so the modality is absent here; `emoreason infer` passes each sample's `landmarks`, and `emoreason serve` takes "
+    "them in a request's `landmarks` field")
+
+
+def reads_annotated_landmarks(model) -> bool:
+    """Whether the model's landmark encoder reads a sample's annotation rather than the media."""
+    from emoreason.encoders.landmarks import ANNOTATION
+
+    encoders = getattr(model, "encoders", {})
+    return "landmarks" in model.modalities and "landmarks" in encoders and encoders["landmarks"].model == ANNOTATION
+
+
 @dataclasses.dataclass
 class ModalityRow:
     modality: str
@@ -98,12 +112,14 @@ class ModelMedia:
     def audio_max_seconds(self) -> float | None:
         return self.media.audio.max_seconds
 
-    def featurize_one(self, files: Mapping[str, Path], modality: str, detector) -> tuple[str, Any]:
-        """(the input shape, "" when absent; the Absence or None) of one modality computed alone."""
+    def featurize_one(self, files: Mapping[str, Path], modality: str, detector, landmarks=None) -> tuple[str, Any]:
+        """(the input shape, "" when absent; the Absence or None) of one modality computed alone.
+
+        landmarks: the clip's annotated landmarks (a schema Landmarks), for a `landmarks:annotation` encoder."""
         from emoreason.features.featurizer import Featurizer
 
         featurizer = Featurizer(self.encoders, self.media, face_detector=detector, tuned=self.tuned)
-        result = featurizer.featurize(dict(files), [modality])
+        result = featurizer.featurize(dict(files), [modality], landmarks=landmarks)
         if modality in result.features:
             return "[" + ", ".join(str(n) for n in result.features[modality].shape) + "]", None
         return "", result.absent.get(modality)
@@ -145,7 +161,7 @@ class NativeModelMedia:
     def audio_max_seconds(self) -> float | None:
         return self.featurizer.audio.max_seconds
 
-    def featurize_one(self, files: Mapping[str, Path], modality: str, detector) -> tuple[str, Any]:
+    def featurize_one(self, files: Mapping[str, Path], modality: str, detector, landmarks=None) -> tuple[str, Any]:
         from emoreason.native.featurizer import NativeFeaturizer
 
         featurizer = NativeFeaturizer(self.featurizer.processor, self.featurizer.frames, self.featurizer.audio,
@@ -178,7 +194,8 @@ class Inspector:
             self._detector = build_face_detector(faces.detector, **faces.detector_args)
         return self._detector
 
-    def inspect(self, files: Mapping[str, Path]) -> SeenReport:
+    def inspect(self, files: Mapping[str, Path], landmarks=None) -> SeenReport:
+        """landmarks: the clip's annotated landmarks (a schema Landmarks) when it has them; an upload has none."""
         with self._lock:
             report = SeenReport()
             visual = files.get("video") or files.get("image")
@@ -187,7 +204,7 @@ class Inspector:
             sound = files.get("audio") or files.get("video")
             if sound is not None:
                 self._waveform(Path(sound), report)
-            self._modalities(files, report)
+            self._modalities(files, report, landmarks)
             return report
 
     def _frames(self, path: Path, kind: str, report: SeenReport) -> None:
@@ -235,11 +252,13 @@ class Inspector:
         report.waveform = waveform_image(wave)
         report.notes.append(f"audio: {len(wave) / AUDIO_SAMPLE_RATE:.2f} s at {AUDIO_SAMPLE_RATE} Hz mono")
 
-    def _modalities(self, files: Mapping[str, Path], report: SeenReport) -> None:
+    def _modalities(self, files: Mapping[str, Path], report: SeenReport, landmarks=None) -> None:
         detector = self.detector if self.model.faces is not None else None
+        if landmarks is None and reads_annotated_landmarks(self.model):
+            report.notes.append(ANNOTATED_LANDMARKS_NOTE)
         for modality in self.model.modalities:
             start = time.perf_counter()
-            shape, absence = self.model.featurize_one(files, modality, detector)  # alone, so its time is its own
+            shape, absence = self.model.featurize_one(files, modality, detector, landmarks)  # alone: its time is its own
             seconds = time.perf_counter() - start
             if shape:
                 report.modalities.append(ModalityRow(modality, "present", "", "", shape, seconds))
