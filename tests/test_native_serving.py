@@ -123,3 +123,32 @@ def test_process_pool_inputs_equal_the_lock_paths(engine, clips):
                                engine.featurizer.featurize({"video": clip}, engine.modalities))
     finally:
         pool.close()
+
+
+def test_vllm_engines_media_in_the_pool_equals_its_callers_decode(model_dir, clips, tmp_path):
+    """NativeVLLMEngine._media (its prepare's decode) through the pool, without starting vLLM: each concurrent
+    request gets what vllm_media gives it alone; a media fault is still the request's MediaError."""
+    import numpy as np
+
+    from emoreason.media.errors import MediaError
+    from emoreason.native.model import read_native_config
+    from emoreason.serving.media_stage import DecodePool
+    from emoreason.serving.native_vllm import NativeVLLMEngine, _no_worker_state, vllm_media
+
+    engine = NativeVLLMEngine.__new__(NativeVLLMEngine)  # the media half only: vLLM's start is the slow tests' job
+    engine.cfg = read_native_config(model_dir)
+    engine.modalities = ["video"]
+    engine._media_pool = DecodePool(_no_worker_state, 2)
+    try:
+        requests = requests_for(clips)
+        with ThreadPoolExecutor(len(requests)) as pool:
+            pooled = list(pool.map(engine._media, requests))
+        for clip, (data, absent) in zip(clips, pooled, strict=True):
+            alone, alone_absent = vllm_media({"video": clip}, ["video"], engine.cfg.frames, engine.cfg.audio.max_seconds)
+            assert absent == alone_absent and set(data) == set(alone) == {"video"}
+            assert np.array_equal(data["video"][0], alone["video"][0]) and data["video"][1] == alone["video"][1]
+        (missing,) = requests_for([tmp_path / "missing.mp4"])
+        with pytest.raises(MediaError, match="missing.mp4"):
+            engine._media(missing)
+    finally:
+        engine._media_pool.close()

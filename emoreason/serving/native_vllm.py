@@ -34,6 +34,7 @@ from emoreason.native.processor import NativeProcessor
 from emoreason.parent_watch import child_processes, start_reaper
 from emoreason.serving.backends import BackendError
 from emoreason.serving.engine import Completion, GenerationRequest, PreparedRequest, default_model_name
+from emoreason.serving.media_stage import DecodePool, MediaStageConfig
 from emoreason.serving.requests import check_request, media_files
 
 
@@ -95,6 +96,14 @@ def vllm_media(files: Mapping[str, Path], modalities: Sequence[str], frames: Fra
     return data, absent
 
 
+def _no_worker_state() -> None:
+    """A decode worker's state for vllm_media, which needs none (no detector: vLLM takes no face crops)."""
+
+
+def _vllm_media_in_worker(_state: None, *args):
+    return vllm_media(*args)
+
+
 def native_engine_args(cfg, processor: NativeProcessor, device: str, max_batch_size: int) -> dict:
     """vLLM's engine arguments (but the model) for an exported native model (cfg: its NativeModelConfig), as serving and
     GRPO rollouts start it: one item per modality a prompt may carry."""
@@ -110,7 +119,9 @@ class NativeVLLMEngine:
     Text is decoded from the token ids here, as NativeHFEngine decodes them, so both give the same text."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, model_name: str | None = None,
-                 trust: UserTrust | None = None):
+                 trust: UserTrust | None = None, media_stage: MediaStageConfig | None = None):
+        """media_stage: its `workers`, `pool` and `retries` size the requests' decode pool (default MediaStageConfig();
+        workers 0: each request decodes in its caller's thread)."""
         require_torchvision(model_dir)
         try:
             from vllm import SamplingParams
@@ -141,6 +152,9 @@ class NativeVLLMEngine:
         self._engine = self._call(_make_engine(AsyncLLM, args))  # built on its loop, where requests are awaited
         # vLLM's engine core outlives a SIGKILLed parent: a watcher kills what vLLM started once this one is gone.
         self._reaper = start_reaper([c for c in child_processes(os.getpid()) if c not in before])
+        stage = MediaStageConfig() if media_stage is None else media_stage
+        # Built once vLLM runs, so its engine process starts with none of the pool's threads or processes.
+        self._media_pool = DecodePool(_no_worker_state, stage.workers, stage.pool, stage.retries) if stage.workers else None
         atexit.register(self.close)
 
     def _call(self, coroutine):
@@ -151,7 +165,13 @@ class NativeVLLMEngine:
         self.conversation.encode(request.messages, {}, generation_prompt=True)
 
     def _media(self, request: GenerationRequest) -> tuple[dict, dict[str, str]]:
-        return vllm_media(media_files(request), self.modalities, self.cfg.frames, self.cfg.audio.max_seconds)
+        """vllm_media of the request's files, in the decode pool when there is one (serving's DecodePool, as for the
+        hf backend; a worker process that dies is replaced and the decode retried, then MediaStageError)."""
+        files = media_files(request)
+        args = (files, self.modalities, self.cfg.frames, self.cfg.audio.max_seconds)
+        if self._media_pool is None:
+            return vllm_media(*args)
+        return self._media_pool.run(_vllm_media_in_worker, *args, what=", ".join(str(p) for p in files.values()))
 
     def prepare(self, request: GenerationRequest) -> PreparedRequest:
         self.check_prompt(request)
