@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -22,6 +22,8 @@ from emoreason.constants import MODALITIES, NUM_LANDMARKS
 from emoreason.jsonl import iter_json_lines
 
 SCHEMA_VERSION = "1"
+
+L = TypeVar("L")  # where a record sits: a line number, an annotation file's Location
 
 # Literal over a tuple expands to its members: the schema's modality names come from the one table.
 Modality = Literal[MODALITIES]
@@ -268,25 +270,50 @@ def parse_line(text: str, file: str | os.PathLike, line: int) -> Sample:
     return parse_sample(record, file, line)
 
 
+def unique_samples(
+    located: Iterable[tuple[L, Sample | SchemaError]],
+    duplicate: Callable[[str, L, L], SchemaError],
+    errors: list[SchemaError] | None,
+) -> Iterator[Sample]:
+    """The samples of located records, each id once: the one rule of every sample reader.
+
+    A record comes as its sample or as the SchemaError it raised; a repeated id becomes
+    `duplicate(id, where, first_where)`. With `errors=None` the first error raises; with a list,
+    errors are appended to it and their records skipped, so batch work reports them and carries on.
+    """
+    seen: dict[str, L] = {}
+    for where, sample in located:
+        if isinstance(sample, Sample) and sample.id in seen:
+            sample = duplicate(sample.id, where, seen[sample.id])
+        if isinstance(sample, SchemaError):
+            if errors is None:
+                raise sample
+            errors.append(sample)
+            continue
+        seen[sample.id] = where
+        yield sample
+
+
+def sample_or_error(build: Callable[..., Sample], *args: Any) -> Sample | SchemaError:
+    """`build(*args)`, or the SchemaError it raised: a located record as `unique_samples` takes it."""
+    try:
+        return build(*args)
+    except SchemaError as exc:
+        return exc
+
+
 def iter_samples(path: str | os.PathLike, errors: list[SchemaError] | None = None) -> Iterator[Sample]:
     """Validated samples of a JSONL file.
 
     With `errors=None` the first bad record raises. With a list, bad records (and repeated ids)
     are appended to it and skipped, so batch work reports them and carries on.
     """
-    seen: dict[str, int] = {}
-    for lineno, text in iter_json_lines(path):
-        try:
-            sample = parse_line(text, path, lineno)
-            if sample.id in seen:
-                raise SchemaError(path, lineno, "id", f"expected a unique id, {sample.id!r} already on line {seen[sample.id]}")
-        except SchemaError as exc:
-            if errors is None:
-                raise
-            errors.append(exc)
-            continue
-        seen[sample.id] = lineno
-        yield sample
+    located = ((lineno, sample_or_error(parse_line, text, path, lineno)) for lineno, text in iter_json_lines(path))
+
+    def duplicate(sample_id: str, lineno: int, first: int) -> SchemaError:
+        return SchemaError(path, lineno, "id", f"expected a unique id, {sample_id!r} already on line {first}")
+
+    yield from unique_samples(located, duplicate, errors)
 
 
 def emotion_labels(samples: Iterable[Sample]) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
 
-from emoreason.schema import Sample, SchemaError, parse_sample
+from emoreason.schema import Sample, SchemaError, parse_sample, sample_or_error, unique_samples
 
 T = TypeVar("T")
 
@@ -229,22 +229,12 @@ def collect_samples(
     """Convert located records; a bad record or a repeated id raises, or with `errors` is recorded and skipped.
 
     Readers yield an error in place of a record they could not read, so it is skipped the same way.
-    Mirrors `emoreason.schema.iter_samples`, so batch conversion reports bad rows and carries on.
+    The rule is `emoreason.schema.unique_samples`, the one `iter_samples` applies to a JSONL file.
     """
-    samples: list[Sample] = []
-    seen: dict[str, Location] = {}
-    for loc, record in records:
-        try:
-            if isinstance(record, SchemaError):
-                raise record
-            sample = to_sample(record, loc)
-            if sample.id in seen:
-                raise loc.error("id", f"expected a unique id, {sample.id!r} already at {seen[sample.id].describe()}")
-        except SchemaError as exc:
-            if errors is None:
-                raise
-            errors.append(exc)
-            continue
-        seen[sample.id] = loc
-        samples.append(sample)
-    return samples
+    located = ((loc, record if isinstance(record, SchemaError) else sample_or_error(to_sample, record, loc))
+               for loc, record in records)
+
+    def duplicate(sample_id: str, loc: Location, first: Location) -> SchemaError:
+        return loc.error("id", f"expected a unique id, {sample_id!r} already at {first.describe()}")
+
+    return list(unique_samples(located, duplicate, errors))
