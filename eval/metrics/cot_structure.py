@@ -10,6 +10,7 @@ import datasets
 import evaluate
 
 from emoreason.eval.cot import cot_metrics
+from emoreason.eval.metrics import metric_info
 
 _DESCRIPTION = """Per answer: which of Observations / Interpretation / Conclusion are present, whether the
 concluded emotion is a plurality emotion of the reasoning (on the emotion wheel's primaries), and the
@@ -30,15 +31,8 @@ Returns:
 
 class CotStructure(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            # Not `references`: what an answer is checked against is its sample's modalities.
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "modalities": datasets.Sequence(datasets.Value("string"))}
-            ),
-        )
+        # Not `references`: what an answer is checked against is its sample's modalities.
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="string", modalities=datasets.Sequence(datasets.Value("string")))
 
     def _compute(self, predictions: list[str], modalities: list[list[str]], labels: Sequence[str] | None = None) -> dict:
         return cot_metrics(predictions, modalities, labels).to_json()

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 # `import evaluate`, never `from evaluate import Metric`: evaluate.load takes the first
 # EvaluationModule subclass in this file's namespace, and that would be the imported base class.
-import datasets
 import evaluate
 
 from emoreason.eval.classification import classification_metrics
+from emoreason.eval.metrics import metric_info
 
 _DESCRIPTION = """Classification metrics over a closed label set, as MER2023 (weighted F1) and DFEW/MAFW
 (UAR, WAR) report them. An answer that named no label is an unmatched miss for its reference class,
@@ -29,12 +29,7 @@ Returns:
 
 class EmotionClassification(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="string", references="string")
 
     def _compute(self, predictions: list[str | None], references: list[str], labels: Sequence[str] | None = None) -> dict:
         if not labels:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 # `import evaluate`, never `from evaluate import Metric`: evaluate.load takes the first
 # EvaluationModule subclass in this file's namespace, and that would be the imported base class.
-import datasets
 import evaluate
 
+from emoreason.eval.metrics import metric_info
 from emoreason.eval.offline_judge import load_encoder, offline_judge
 
 _DESCRIPTION = """offline_embedding_similarity: cosine similarity of the WordLlama (l2_supercat, 256-d)
@@ -26,12 +26,7 @@ Returns:
 
 class OfflineJudge(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="string", references="string")
 
     def _compute(self, predictions: list[str], references: list[str], cache_dir: str | None = None) -> dict:
         return offline_judge(predictions, references, load_encoder(cache_dir)).to_json()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datasets
 import evaluate
 
+from emoreason.eval.metrics import metric_info
 from emoreason.eval.open_vocab import open_vocab_metrics
 from emoreason.eval.taxonomy import DEFAULT_WHEEL, load_wheel, shipped_wheel
 
@@ -27,12 +28,7 @@ Returns:
 class OpenVocabOverlap(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         words = datasets.Sequence(datasets.Value("string"))
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": words, "references": words}),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions=words, references=words)
 
     def _compute(self, predictions: list[list[str]], references: list[list[str]], wheel: str | None = None) -> dict:
         loaded = shipped_wheel() if wheel in (None, DEFAULT_WHEEL) else load_wheel(wheel)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 # `import evaluate`, never `from evaluate import Metric`: evaluate.load takes the first
 # EvaluationModule subclass in this file's namespace, and that would be the imported base class.
-import datasets
 import evaluate
 
+from emoreason.eval.metrics import metric_info
 from emoreason.eval.valence import ccc, mer2023_score, mse
 
 _DESCRIPTION = "Valence regression metrics: mean squared error and Lin's concordance correlation coefficient."
@@ -24,12 +24,7 @@ Returns:
 
 class Valence(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
-        )
+        return metric_info(_DESCRIPTION, _INPUTS, predictions="float64", references="float64")
 
     def _compute(self, predictions: list[float], references: list[float], weighted_f1: float | None = None) -> dict:
         result = {"mse": mse(references, predictions), "ccc": ccc(references, predictions)}
