@@ -1,7 +1,9 @@
 """What the model saw of a request's media, computed with the model's own media settings and functions.
 
 Everything here calls what the engine calls: `decode_frames`/`decode_image` with the model's frame
-sampling, its face detector with `crop_main_faces` (so the crops shown are the crops encoded),
+sampling, its face detector through `face_inputs.face_boxes` (media.faces' `detect_every` and
+`detect_short_side`, as both featurizers find the main face) and `crop_boxes`, so the crops shown are the
+crops encoded and the boxes drawn are the ones they were cut from,
 `decode_audio` at the encoders' sample rate, and the model's featurizer once per modality for
 presence, the reason of an absence, the input shape and the time that modality takes on its own.
 
@@ -54,7 +56,9 @@ class ModalityRow:
 @dataclasses.dataclass
 class SeenReport:
     frames: list[tuple[np.ndarray, str]] = dataclasses.field(default_factory=list)
-    """Sampled frames with the face boxes drawn, and a caption (time, face or not)."""
+    """Sampled frames with the main face's box drawn, and a caption (time, face or not)."""
+    boxes: list = dataclasses.field(default_factory=list)
+    """The main face's box (a media.faces Box, None: no face) in each sampled frame: the boxes drawn and cropped."""
     crops: list[tuple[np.ndarray, str]] = dataclasses.field(default_factory=list)
     """The face crops the face encoder gets, one per frame with a face."""
     waveform: np.ndarray | None = None
@@ -208,7 +212,8 @@ class Inspector:
             return report
 
     def _frames(self, path: Path, kind: str, report: SeenReport) -> None:
-        from emoreason.media.faces import crop_main_faces, main_face
+        from emoreason.features.face_inputs import face_boxes
+        from emoreason.media.faces import crop_boxes
         from emoreason.media.image import decode_image
         from emoreason.media.video import decode_frames
 
@@ -229,15 +234,18 @@ class Inspector:
             report.notes.append("faces: this model takes no face crops (no `faces:` in its config)")
             return
         start = time.perf_counter()
-        crops, missing = crop_main_faces(frames, self.detector, faces.margin, faces.size)  # what the face encoder gets
-        boxes = [self.detector.detect(frame) for frame in frames]  # again, to draw them: crop_main_faces keeps none
+        report.boxes = face_boxes(frames, self.detector, faces)  # detected only on the frames the settings say
+        crops, _ = crop_boxes(frames, report.boxes, faces.margin, faces.size)  # what the face encoder gets
         report.steps["detect faces"] = time.perf_counter() - start
-        without = set(missing)
-        with_face = [i for i in range(len(frames)) if i not in without]
-        for i, (frame, found) in enumerate(zip(frames, boxes)):
-            caption = f"t={times[i]:.2f}s " + ("face" if i in with_face else "no face")
-            report.frames.append((draw_boxes(frame, found, main_face(found)), caption))
+        with_face = [i for i, box in enumerate(report.boxes) if box is not None]
+        for i, (frame, box) in enumerate(zip(frames, report.boxes)):
+            caption = f"t={times[i]:.2f}s " + ("face" if box is not None else "no face")
+            report.frames.append((draw_boxes(frame, [box] if box is not None else [], box), caption))
         report.crops = [(crop, f"t={times[i]:.2f}s") for crop, i in zip(crops, with_face)]
+        if faces.detect_every > 1 or faces.detect_short_side is not None:
+            every = "every frame" if faces.detect_every == 1 else f"every {faces.detect_every} frames (the frames between keep the last box)"
+            size = "at full size" if faces.detect_short_side is None else f"on a copy {faces.detect_short_side} px on its short side"
+            report.notes.append(f"faces: detected on {every}, {size}, as this model's media.faces says")
 
     def _waveform(self, path: Path, report: SeenReport) -> None:
         from emoreason.media.audio import decode_audio
