@@ -15,7 +15,6 @@ import argparse
 import base64
 import dataclasses
 import mimetypes
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,9 @@ from emoreason.media.errors import MediaError
 from emoreason.media.paths import confined_path
 from emoreason.serving.engine import GenerationRequest, InferenceEngine, MediaInput
 from emoreason.config import ConfigError
-from emoreason.serving.backends import BACKENDS, BackendError, load_engine
-from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
+from emoreason.serving.backends import BackendError
+from emoreason.serving.client_options import add_model_or_server_arguments, engine_from_args
+from emoreason.serving.trust_options import add_trust_arguments
 
 MEDIA_COMMANDS = {f"/{kind}": kind for kind in MEDIA_KINDS}
 HELP = "commands: /video PATH, /audio PATH, /image PATH (attach to your next message), /reset, /quit, /help"
@@ -204,12 +204,7 @@ def _stream_reply(backend: LocalChat | RemoteChat, turns: list[Turn], stdout: Te
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emoreason chat", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--model", help="trained model directory, run in this process")
-    where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="hf", help="in-process backend for --model (default hf)")
-    # The variable `emoreason serve` reads, so a client on the same machine needs no flag.
-    parser.add_argument("--api-key", default=os.environ.get("EMOREASON_API_KEY"), help="API key for --url (default: $EMOREASON_API_KEY)")
+    add_model_or_server_arguments(parser)
     parser.add_argument("--media-root", default=".", help="folder that /video, /audio, /image paths are relative to (default .)")
     parser.add_argument("--max-tokens", type=int, default=256, help="longest answer, in tokens")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 decodes greedily")
@@ -234,7 +229,7 @@ def main(
         elif engine is not None or args.model:
             if engine is None:
                 try:
-                    engine = load_engine(args.backend, args.model, trust=trust_from_args(args))
+                    engine = engine_from_args(args)
                 except (BackendError, ConfigError) as exc:  # ConfigError: a refused or invalid model directory
                     raise ChatError(str(exc)) from None
             backend = LocalChat(engine, sampling)

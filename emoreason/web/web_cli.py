@@ -17,7 +17,8 @@ from pathlib import Path
 
 from emoreason.cli_args import HelpFormatter
 from emoreason.config import ConfigError
-from emoreason.serving.backends import BACKENDS, BackendError, load_engine
+from emoreason.serving.backends import BackendError
+from emoreason.serving.client_options import add_model_or_server_arguments, engine_from_args
 from emoreason.serving.serve_cli import _is_loopback  # serve's rule for when to warn, not a second one
 from emoreason.serving.engine import InferenceEngine
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
@@ -28,12 +29,7 @@ from emoreason.web.uploads import UploadLimits
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emoreason web", description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--model", help="trained or exported model directory, run in this process")
-    where.add_argument("--url", help="a running `emoreason serve`, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="hf", help="in-process backend for --model (default hf)")
-    parser.add_argument("--device", default="cpu", help="torch device for --model, e.g. cuda")
-    parser.add_argument("--api-key", default=os.environ.get("EMOREASON_API_KEY"), help="API key for --url (default: $EMOREASON_API_KEY)")
+    add_model_or_server_arguments(parser)
     parser.add_argument("--inspect-model", help="with --url: the served model's directory, whose media settings the "
                         "'what the model saw' tab uses (with --model: that model)")
     parser.add_argument("--media-root", help="folder the app may pick clips from and play result clips from (paths confined to it)")
@@ -102,7 +98,7 @@ def start(argv: list[str] | None = None, engine: InferenceEngine | None = None) 
     if args.media_root and not Path(args.media_root).is_dir():
         raise ValueError(f"--media-root {args.media_root}: not a folder")
     if engine is None and args.model:
-        engine = load_engine(args.backend, args.model, device=args.device, trust=trust_from_args(args))
+        engine = engine_from_args(args)
     # A server that is down now may be up by the first message: the app starts either way and says so then.
     backend = LocalBackend(engine) if engine is not None else RemoteBackend(args.url, args.api_key) if args.url else None
     settings = settings_from_args(args, engine)
