@@ -4,7 +4,6 @@ NativeFeaturizer and face detector), get the answers they get alone, and the inp
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,19 +69,12 @@ def assert_same_inputs(result, expected) -> None:
 
 
 def test_concurrent_requests_get_their_answers_alone(engine, clips):
+    from test_media_stage import answers_alone_and_concurrently  # the projector engines' check, on the native twin
+
     from emoreason.serving.media_stage import DecodePool
 
     assert isinstance(engine.media_stage, DecodePool) and engine.media_stage.workers == 2
-    requests = requests_for(clips)
-    alone = [engine.generate([r])[0].text for r in requests]
-    barrier = threading.Barrier(len(requests))
-
-    def at_once(request):
-        barrier.wait()  # every request in flight together, as on a busy server
-        return engine.generate([request])[0].text
-
-    with ThreadPoolExecutor(len(requests)) as pool:
-        together = list(pool.map(at_once, requests))
+    alone, together = answers_alone_and_concurrently(engine, clips)  # its question has no placeholder: media in front
     assert together == alone
 
 
