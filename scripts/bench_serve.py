@@ -28,7 +28,6 @@ flight until `requests` have finished. For each backend and concurrency:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import os
@@ -161,7 +160,7 @@ def plain_token_call(engine, lengths: list[int], max_tokens: int) -> Callable[[i
 
     async def one(ids: list[int], request_id: str):
         final = None
-        async for out in engine._engine.generate({"prompt_token_ids": ids}, params, request_id=request_id):
+        async for out in engine.runtime.engine.generate({"prompt_token_ids": ids}, params, request_id=request_id):
             final = out
         return final
 
@@ -170,7 +169,7 @@ def plain_token_call(engine, lengths: list[int], max_tokens: int) -> Callable[[i
         rng = random.Random(n)
         ids = [rng.randrange(vocab) for _ in range(lengths[i % len(lengths)])]
         start = time.perf_counter()
-        out = asyncio.run_coroutine_threadsafe(one(ids, f"plain-{n}"), engine._loop).result()
+        out = engine.runtime.call(one(ids, f"plain-{n}"))
         return len(out.outputs[0].token_ids), 0.0, time.perf_counter() - start
 
     return call

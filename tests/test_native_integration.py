@@ -1,6 +1,6 @@
 """The native kind through the project's own commands: `emoreason train` (checkpoints, resume), `export`, the hf
 backend and `emoreason serve` answering the real openai client with a video part; the vllm backend giving the hf
-backend's greedy answers on the same clip, or, where torchvision cannot import, saying so."""
+backend's greedy answers on the same clip and streaming real deltas, or, where torchvision cannot import, saying so."""
 
 from __future__ import annotations
 
@@ -115,13 +115,11 @@ def test_vllm_backend_on_a_native_model_names_torchvision(trained, tmp_path):
         load_engine("vllm", exported)
 
 
-@pytest.mark.slow
-def test_vllm_backend_gives_the_hf_backends_greedy_answers_on_a_clip(trained, data, tmp_path):
-    """vLLM's own Qwen2.5-VL model file and multimodal processing (frames + metadata as multi_modal_data) against
-    the backbone's generate on our processor's inputs: same prompt length (the clip's video tokens), same answer."""
+@pytest.fixture(scope="module")
+def native_vllm(trained, tmp_path_factory):
+    """(exported dir, NativeVLLMEngine on it), shared by the vllm tests: one engine start is 3-4 min on 2 cores."""
     pytest.importorskip("vllm", reason="vllm not installed (the serve / serve-cpu extra)")
     from emoreason.serving.backends import load_engine
-    from emoreason.serving.engine import GenerationRequest, MediaInput
     from emoreason.serving.export import export_model
     from emoreason.serving.native_vllm import NativeVLLMEngine, torchvision_problem
 
@@ -129,20 +127,56 @@ def test_vllm_backend_gives_the_hf_backends_greedy_answers_on_a_clip(trained, da
         pytest.skip(f"torchvision does not import here ({torchvision_problem()}): the refusal test covers this machine")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the twin needs a few MiB
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    exported = export_model(trained / "model", tmp_path / "export")
+    exported = export_model(trained / "model", tmp_path_factory.mktemp("native_vllm") / "export")
+    engine = load_engine("vllm", exported, max_batch_size=4)
+    assert isinstance(engine, NativeVLLMEngine)
+    yield exported, engine
+    engine.close()
+
+
+@pytest.mark.slow
+def test_vllm_backend_gives_the_hf_backends_greedy_answers_on_a_clip(native_vllm, data):
+    """vLLM's own Qwen2.5-VL model file and multimodal processing (frames + metadata as multi_modal_data) against
+    the backbone's generate on our processor's inputs: same prompt length (the clip's video tokens), same answer."""
+    from emoreason.serving.backends import load_engine
+    from emoreason.serving.engine import GenerationRequest, MediaInput
+
+    exported, engine = native_vllm
     clips = data.train.parent / "clips"
     requests = [GenerationRequest([{"role": "user", "content": QUESTION}], [MediaInput("video", clips / name)], max_tokens=6)
                 for name in ("syn_00000.mp4", "syn_00001.mp4")]
     requests.append(GenerationRequest([{"role": "user", "content": QUESTION}], max_tokens=4))
     hf = load_engine("hf", exported).generate(requests)
-    engine = load_engine("vllm", exported, max_batch_size=4)
-    try:
-        assert isinstance(engine, NativeVLLMEngine)
-        vllm = engine.generate(requests)
-    finally:
-        engine.close()
+    vllm = engine.generate(requests)
     assert [(c.text, c.prompt_tokens, c.completion_tokens) for c in vllm] == [(c.text, c.prompt_tokens, c.completion_tokens) for c in hf]
     assert hf[0].prompt_tokens > hf[2].prompt_tokens + 16  # the clip's video tokens reached both
+
+
+@pytest.mark.slow
+def test_vllm_stream_sends_deltas_that_join_to_the_generate_text(native_vllm, data, tmp_path):
+    """The native vllm backend streams as generation goes (not the whole text at the end); bad media raises at
+    the call, before any text; a stream closed early (a client that hung up) frees its vLLM request."""
+    from emoreason.media.errors import MediaError
+    from emoreason.serving.engine import GenerationRequest, MediaInput
+
+    _, engine = native_vllm
+    clip = data.train.parent / "clips" / "syn_00002.mp4"
+    request = GenerationRequest([{"role": "user", "content": QUESTION}], [MediaInput("video", clip)], max_tokens=16)
+    (whole,) = engine.generate([request])
+    assert whole.completion_tokens > 1
+    deltas = list(engine.stream(request))
+    assert len(deltas) > 1, deltas
+    assert "".join(deltas) == whole.text
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    with pytest.raises(MediaError):
+        engine.stream(GenerationRequest([{"role": "user", "content": QUESTION}], [MediaInput("video", broken)]))
+
+    early = engine.stream(request)
+    next(early)
+    early.close()
+    assert engine.runtime.engine.get_num_unfinished_requests() == 0
 
 
 def test_native_config_errors_name_the_key_before_weights_load(data, tmp_path):

@@ -80,7 +80,7 @@ def test_stream_equals_generate_and_an_early_close_frees_the_request(vllm_engine
     deltas = vllm_engine.stream(request)
     next(deltas)
     deltas.close()  # a client that hung up
-    assert vllm_engine._engine.get_num_unfinished_requests() == 0
+    assert vllm_engine.runtime.engine.get_num_unfinished_requests() == 0
     (again,) = vllm_engine.generate([request])
     assert again.text == whole.text
 

@@ -13,13 +13,8 @@ torchvision still does not import, the engine refuses to start, saying so, befor
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import itertools
-import os
-import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +26,11 @@ from emoreason.model.trust import UserTrust
 from emoreason.native.conversation import NativeConversation
 from emoreason.native.model import read_native_config
 from emoreason.native.processor import NativeProcessor
-from emoreason.parent_watch import child_processes, start_reaper
 from emoreason.serving.backends import BackendError
 from emoreason.serving.engine import Completion, GenerationRequest, PreparedRequest, default_model_name
 from emoreason.serving.media_stage import DecodePool, MediaStageConfig
 from emoreason.serving.requests import check_request, media_files
+from emoreason.serving.vllm_runtime import VLLMRuntime
 
 
 def torchvision_problem() -> str | None:
@@ -114,9 +109,10 @@ def native_engine_args(cfg, processor: NativeProcessor, device: str, max_batch_s
 class NativeVLLMEngine:
     """InferenceEngine (and BatchInferenceEngine) on vLLM with the backbone's own multimodal processing.
 
-    vLLM's AsyncLLM runs on a private event loop in a background thread (as in VLLMEngine), so requests
+    vLLM's AsyncLLM runs in a VLLMRuntime (a private event loop thread, as in VLLMEngine), so requests
     from concurrent callers (the server's thread pool, infer's batches) share its continuous batching.
-    Text is decoded from the token ids here, as NativeHFEngine decodes them, so both give the same text."""
+    Text is decoded from the token ids here, as NativeHFEngine decodes them, so both give the same text;
+    `stream` sends deltas of that decoding."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu", max_batch_size: int = 8, model_name: str | None = None,
                  trust: UserTrust | None = None, media_stage: MediaStageConfig | None = None):
@@ -126,7 +122,6 @@ class NativeVLLMEngine:
         try:
             from vllm import SamplingParams
             from vllm.engine.arg_utils import AsyncEngineArgs
-            from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as exc:
             raise BackendError(f"backend 'vllm' is unavailable ({exc}); it needs vllm: pip install -e .[serve]") from None
 
@@ -143,22 +138,11 @@ class NativeVLLMEngine:
         self.modalities = list(cfg.modalities or self.processor.arch.modalities)
         self.model_name = model_name or default_model_name(model_dir)
         self.max_batch_size = max_batch_size
-        self._ids = itertools.count()
         args = AsyncEngineArgs(model=str(model_dir), **native_engine_args(cfg, self.processor, device, max_batch_size))
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-native-loop", daemon=True)
-        self._thread.start()
-        before = set(child_processes(os.getpid()))
-        self._engine = self._call(_make_engine(AsyncLLM, args))  # built on its loop, where requests are awaited
-        # vLLM's engine core outlives a SIGKILLed parent: a watcher kills what vLLM started once this one is gone.
-        self._reaper = start_reaper([c for c in child_processes(os.getpid()) if c not in before])
+        self.runtime = VLLMRuntime.from_engine_args(args, name="emo-native")
         stage = MediaStageConfig() if media_stage is None else media_stage
         # Built once vLLM runs, so its engine process starts with none of the pool's threads or processes.
         self._media_pool = DecodePool(_no_worker_state, stage.workers, stage.pool, stage.retries) if stage.workers else None
-        atexit.register(self.close)
-
-    def _call(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def check_prompt(self, request: GenerationRequest) -> None:
         check_request(request)
@@ -190,46 +174,25 @@ class NativeVLLMEngine:
         return self._sampling_params(max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p,
                                      seed=request.seed, detokenize=False)
 
+    def _decode(self, tokens: list[int]) -> str:
+        return self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+
     async def _complete(self, prepared: PreparedRequest) -> Completion:
         start = time.perf_counter()
-        final = None
-        async for output in self._engine.generate(prepared.encoded, self._params(prepared.request),
-                                                  request_id=f"emo-native-{next(self._ids)}"):
-            final = output
+        final = await self.runtime.final_output(prepared.encoded, self._params(prepared.request))
         choice = final.outputs[0]
-        return Completion(self.processor.tokenizer.decode(list(choice.token_ids), skip_special_tokens=True),
-                          len(final.prompt_token_ids), len(choice.token_ids),
+        return Completion(self._decode(list(choice.token_ids)), len(final.prompt_token_ids), len(choice.token_ids),
                           "length" if choice.finish_reason == "length" else "stop", prepared.media_seconds,
                           time.perf_counter() - start)
 
     def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
-        async def run_all():
-            return await asyncio.gather(*(self._complete(p) for p in prepared))
+        return self.runtime.call_all([self._complete(p) for p in prepared])
 
-        return self._call(run_all())
-
-    def stream(self, request: GenerationRequest):
-        (completion,) = self.generate([request])
-        yield completion.text
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Text deltas of one completion. Media and request errors raise here, before any text."""
+        prepared = self.prepare(request)
+        return self.runtime.stream(prepared.encoded, self._params(request), self._decode)
 
     def close(self) -> None:
-        """Stop vLLM's engine process and the event loop thread (also run at interpreter exit)."""
-        if self._loop.is_closed():
-            return
-
-        async def shutdown() -> None:
-            self._engine.shutdown()
-            await asyncio.sleep(0.05)  # lets the cancelled output-handler task finish on this loop
-
-        self._call(shutdown())
-        self._engine = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
-        if self._reaper is not None:
-            self._reaper.kill()
-            self._reaper.wait()
-
-
-async def _make_engine(async_llm, args):
-    return async_llm.from_engine_args(args)
+        """Stop vLLM's engine process and its event loop thread (also run at interpreter exit)."""
+        self.runtime.close()
