@@ -11,6 +11,9 @@ Load is generated the way `emoreason serve` handles it: each in-flight request i
 flight until `requests` have finished. For each backend and concurrency:
 - requests/s and output tokens/s, p50/p95 latency;
 - time split: media (decode, faces, encoders, projectors) against LLM, summed over requests;
+- CPU seconds per request (this process and its children: vLLM's engine core, media worker processes) and
+  the cores' utilisation. Where media and LLM share the same cores, live requests/s can reach at most
+  cached's CPU cost over live's times cached requests/s (`vllm_live_over_cached_cpu_bound_cN`);
 - `live`: each request carries its clip (the full path), prepared by the engine's media stage (decode pool,
   encoders batched across requests; emoreason/serving/media_stage.py) with its memo off, so every request's
   media is computed (requests whose clip is in flight already still share it); `live_resent`: the engine's
@@ -66,6 +69,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and every live child: vLLM's engine core, media worker processes."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def run_load(call: Callable[[int], tuple[int, float, float]], num_requests: int, concurrency: int) -> dict:
     """`call(i)` -> (output tokens, media s, llm s); `concurrency` threads pull request indices."""
     lock = threading.Lock()
@@ -84,12 +102,14 @@ def run_load(call: Callable[[int], tuple[int, float, float]], num_requests: int,
                 results.append((time.perf_counter() - start, tokens, media, llm))
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    cpu_start = cpu_seconds()
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
     latencies = [r[0] for r in results]
     tokens = sum(r[1] for r in results)
     media, llm = sum(r[2] for r in results), sum(r[3] for r in results)
@@ -103,6 +123,8 @@ def run_load(call: Callable[[int], tuple[int, float, float]], num_requests: int,
         "media_fraction": round(media / (media + llm), 3) if media + llm else None,
         "media_s_per_request": round(media / len(results), 4),
         "llm_s_per_request": round(llm / len(results), 4),
+        "cpu_s_per_request": round(cpu / len(results), 4),
+        "cpu_utilisation": round(cpu / wall / (os.cpu_count() or 1), 2),
     }
 
 
@@ -259,6 +281,9 @@ def main() -> int:
             ratios[f"multimodal_{path}_over_plain_requests_{top}"] = round(vllm["requests_per_s"] / plain["requests_per_s"], 2)
         vllm = results["vllm"]
         ratios[f"vllm_live_over_cached_requests_{top}"] = round(vllm["live"][top]["requests_per_s"] / vllm["cached"][top]["requests_per_s"], 2)
+        # Where media and LLM share the same cores, live can reach at most cached's CPU cost over its own.
+        ratios[f"vllm_live_over_cached_cpu_bound_{top}"] = round(
+            vllm["cached"][top]["cpu_s_per_request"] / vllm["live"][top]["cpu_s_per_request"], 2)
         ratios[f"vllm_live_cheap_faces_over_cached_requests_{top}"] = round(
             vllm["live_cheap_faces"][top]["requests_per_s"] / vllm["cached"][top]["requests_per_s"], 2)
         ratios[f"vllm_over_hf_live_cheap_faces_requests_{top}"] = round(
