@@ -9,17 +9,10 @@ import pytest
 from emoreason.action_units import AU_NAMES, normalize_au_code
 from emoreason.data_prep.adapters.merr import merr_entry, read_merr_coarse, read_merr_fine
 from emoreason.schema import SchemaError, load_samples, parse_sample, write_samples
+from merr_entries import MERR_ANGRY_ENTRY
 
 MERR = {
-    "sample_00000047": {
-        "AU_list": ["AU04", "AU07"],
-        "visual_prior_list": ["brow lowerer", "lid tightener"],
-        "audio_prior_list": "The speaker's tone is sharp and loud.",
-        "peak_index": "12",
-        "peak_AU_list": ["AU04"],
-        "pseu_emotion": "angry",
-        "caption": "[visual] brow lowerer [audio] sharp tone",
-    },
+    "sample_00000047": MERR_ANGRY_ENTRY,
     "sample_00000048": {
         "AU_list": ["AU06", "AU12", "AU25"],
         "visual_prior_list": ["cheek raiser", "lip corner puller", "lips part"],

@@ -18,6 +18,7 @@ from emoreason.data_prep.adapters import (
     read_merr_fine,
 )
 from emoreason.schema import SchemaError, load_samples
+from merr_entries import MERR_ANGRY_ENTRY
 
 
 def write(tmp_path, name, text):
@@ -118,17 +119,7 @@ def test_video_dir_must_stay_inside_the_data_root(tmp_path):
 
 # --- MERR ----------------------------------------------------------------------------------------
 
-MERR_COARSE = {
-    "sample_00000047": {
-        "AU_list": ["AU04", "AU07"],
-        "visual_prior_list": ["brow lowerer", "lid tightener"],
-        "audio_prior_list": "The speaker's tone is sharp and loud.",
-        "peak_index": "12",
-        "peak_AU_list": ["AU04"],
-        "pseu_emotion": "angry",
-        "caption": "[visual] brow lowerer [audio] sharp tone",
-    }
-}
+MERR_COARSE = {"sample_00000047": MERR_ANGRY_ENTRY}
 
 
 def test_merr_coarse(tmp_path):
