@@ -14,7 +14,7 @@ from pathlib import Path
 
 from emoreason.cli_args import HelpFormatter, add_flag_with_positional_alias, resolve_positional_alias
 from emoreason.data_prep.instructions import LABELLED_TASKS, TASKS, InstructionError, build_conversations, load_templates
-from emoreason.schema import Sample, load_samples, write_samples
+from emoreason.schema import emotion_labels, load_samples, write_samples
 
 
 def _names(text: str) -> list[str]:
@@ -47,10 +47,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _default_labels(samples: list[Sample]) -> list[str]:
-    return sorted({s.targets.emotion for s in samples if s.targets and s.targets.emotion})
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -60,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         templates = load_templates(args.templates)
         labels = args.labels
         if args.task in LABELLED_TASKS and not labels:
-            labels = _default_labels(samples)
+            labels = emotion_labels(samples)
             print(f"labels (from {args.input}): {', '.join(labels)}")
         errors: list[InstructionError] = []
         built = build_conversations(

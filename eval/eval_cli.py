@@ -26,7 +26,7 @@ from emoreason.eval.predictions import PredictionError, align, read_predictions
 from emoreason.eval.protocols import PROTOCOL_VERSION, PROTOCOLS, protocol_results
 from emoreason.eval.provenance import model_config_hash, provenance
 from emoreason.eval.taxonomy import DEFAULT_WHEEL, TaxonomyError, load_wheel
-from emoreason.schema import SchemaError
+from emoreason.schema import SchemaError, emotion_labels
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +80,7 @@ def evaluate_run(args: argparse.Namespace) -> Path:
     labels = (
         [label.strip() for label in args.labels.split(",") if label.strip()]
         if args.labels
-        else sorted({s.targets.emotion for s in aligned.samples if s.targets and s.targets.emotion})
+        else emotion_labels(aligned.samples)
     )
     wheel = load_any_wheel(args.wheel)
     official = isinstance(wheel, OfficialWheels)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
+from emoreason import schema
 from emoreason.train.dataset import EmotionDataset
 from emoreason.train.heldout import score_samples
 
@@ -39,4 +40,4 @@ class HeldoutAccuracyCallback(TrainerCallback):
 
 def emotion_labels(*datasets: EmotionDataset | None) -> list[str]:
     """The label set answers are read against: every emotion target of the training and held-out samples."""
-    return sorted({s.targets.emotion for d in datasets if d is not None for s in d.samples if s.targets and s.targets.emotion})
+    return schema.emotion_labels(s for d in datasets if d is not None for s in d.samples)

@@ -36,7 +36,7 @@ from emoreason.labels import RECOGNITION_PROMPT, extract_label, extract_valence
 from emoreason.media.errors import MediaError
 from emoreason.model.trust import UserTrust
 from emoreason.progress import show_progress
-from emoreason.schema import Sample, SchemaError, iter_samples
+from emoreason.schema import Sample, SchemaError, emotion_labels, iter_samples
 from emoreason.serving.backends import BACKENDS, BackendError, load_engine
 from emoreason.serving.engine import BatchInferenceEngine, GenerationRequest, MediaInput
 from emoreason.serving.trust_options import add_trust_arguments, trust_from_args
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
     if args.labels:
         labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     else:
-        labels = sorted({s.targets.emotion for s in samples if s.targets and s.targets.emotion})
+        labels = emotion_labels(samples)
     if not labels and any(not s.conversations for s in samples):
         raise SetupError("samples without conversations get a recognition prompt listing the labels: pass --labels a,b,c")
     # Else the registry entry's, else each sample's recorded root, else the input's folder.
