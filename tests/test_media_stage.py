@@ -47,6 +47,20 @@ def alone(featurizer, clip_files):
     return [featurizer.featurize(files) for files in clip_files]
 
 
+@pytest.fixture
+def encode_batch_sizes(featurizer, monkeypatch) -> list[int]:
+    """The number of samples of every `featurizer.encode_many` call the test makes."""
+    sizes: list[int] = []
+    encode_many = featurizer.encode_many
+
+    def recording(batch, modalities=None):
+        sizes.append(len(batch))
+        return encode_many(batch, modalities)
+
+    monkeypatch.setattr(featurizer, "encode_many", recording)
+    return sizes
+
+
 def assert_same(result, expected) -> None:
     assert result.absent == expected.absent and result.faces == expected.faces
     assert set(result.features) == set(expected.features)
@@ -61,15 +75,8 @@ def test_encode_many_equals_each_samples_own_encode(featurizer, clip_files, alon
     assert all(not d.pending for d in batch)
 
 
-def test_concurrent_requests_get_the_featurizers_own_features(featurizer, clip_files, alone, monkeypatch):
-    sizes: list[int] = []
-    encode_many = featurizer.encode_many
-
-    def recording(batch, modalities=None):
-        sizes.append(len(batch))
-        return encode_many(batch, modalities)
-
-    monkeypatch.setattr(featurizer, "encode_many", recording)
+def test_concurrent_requests_get_the_featurizers_own_features(featurizer, clip_files, alone, encode_batch_sizes):
+    sizes = encode_batch_sizes
     stage = MediaStage(featurizer, MediaStageConfig(workers=2, batch_window_ms=200))
     try:
         with ThreadPoolExecutor(len(clip_files)) as pool:
@@ -157,19 +164,12 @@ def test_vllm_engine_answers_each_concurrent_request_as_alone(vllm_engine, serve
     assert together == alone
 
 
-def test_resent_and_concurrent_same_content_share_one_computation(featurizer, clip_files, alone, monkeypatch, tmp_path):
+def test_resent_and_concurrent_same_content_share_one_computation(featurizer, clip_files, alone, encode_batch_sizes, tmp_path):
     """A chat resends its clip every turn (under a new temp name for a data URL): same bytes, same features, no
     second decode or encode; a memo of 0 MiB keeps nothing, but requests in flight together still share."""
     import shutil
 
-    items: list[int] = []
-    encode_many = featurizer.encode_many
-
-    def recording(batch, modalities=None):
-        items.append(len(batch))
-        return encode_many(batch, modalities)
-
-    monkeypatch.setattr(featurizer, "encode_many", recording)
+    items = encode_batch_sizes
     copies = [{"video": shutil.copy(clip_files[0]["video"], tmp_path / f"copy{i}.mp4")} for i in range(4)]
     stage = MediaStage(featurizer, MediaStageConfig(workers=2))
     try:
