@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from trl import GRPOTrainer
@@ -45,6 +46,69 @@ class AdapterDisabledReference:
 
     def __repr__(self) -> str:
         return "AdapterDisabledReference()"
+
+
+class MediaRowsGRPO:
+    """What both kinds' GRPO trainers (this one and native_grpo_trainer's) do alike, mixed in before their
+    Trainer and GRPOTrainer: the adapter-disabled reference, the fused log-prob head on the transformers
+    model, the rows' media set around TRL's calls, and completion log-probs scored in chunks.
+
+    A kind supplies `_peft_model()` (the LoRA-wrapped LLM of its policy) and, per chunk of rows, the
+    media inputs of its forward call.
+    """
+
+    _media = None
+
+    def _init_grpo(self, *, model, args, fused_head_model, **kwargs) -> None:
+        """GRPOTrainer's constructor without a second model as the KL reference (TRL would load one by its
+        hub id when beta > 0), then TRL's patched `model.forward` replaced by the fused head on `fused_head_model`."""
+        beta, args.beta = args.beta, 0.0
+        try:
+            super().__init__(model=model, args=args, **kwargs)
+        finally:
+            args.beta = beta
+        self.beta = beta
+        self.ref_model = AdapterDisabledReference() if beta else None
+        del model.forward
+        add_fused_lm_head(fused_head_model, temperature=self.temperature, outputs=("log_probs", "entropy"))
+
+    def _peft_model(self):
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _with_media(self, media):
+        previous, self._media = self._media, media
+        try:
+            yield
+        finally:
+            self._media = previous
+
+    def _policy(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    def _completion_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                          row_inputs: Callable[[int, int, torch.Tensor], dict]):
+        """TRL's (log-probs, entropies, aux) of the completion tokens, `batch_size` rows a forward call; the
+        reference is the policy with its LoRA disabled. row_inputs(start, end, ids): the media inputs of those rows."""
+        reference = model is self.ref_model
+        # The wrapped model (DDP) for the policy's own forward, so its gradients are reduced across ranks.
+        policy_call = self.model_wrapped if reference else model
+        batch_size = batch_size or input_ids.shape[0]
+        disabled = self._peft_model().disable_adapter() if reference else contextlib.nullcontext()
+        logps, entropies = [], []
+        with disabled:
+            for start in range(0, input_ids.shape[0], batch_size):
+                end = min(start + batch_size, input_ids.shape[0])
+                ids, mask = input_ids[start:end], attention_mask[start:end]
+                labels = ids.masked_fill(mask == 0, -100)
+                labels[:, :-logits_to_keep] = -100  # only completion tokens are scored
+                media = row_inputs(start, end, ids)
+                with self.accelerator.autocast():
+                    out = policy_call(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True, **media)
+                logps.append(out.log_probs[:, -logits_to_keep:])
+                if compute_entropy:
+                    entropies.append(out.entropy[:, -logits_to_keep:])
+        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
 
 
 @dataclasses.dataclass
@@ -80,7 +144,7 @@ def _expose_llm_surface(model: EmotionLM) -> None:
     model.add_model_tags = lambda tags: None
 
 
-class EmotionGRPOTrainer(EmotionTrainer, GRPOTrainer):
+class EmotionGRPOTrainer(MediaRowsGRPO, EmotionTrainer, GRPOTrainer):
     def __init__(self, *, model: EmotionLM, store: PromptStore, reward_funcs, args, train_dataset, emotion_processor,
                  rollouts: VLLMRollouts | None = None):
         """rollouts: the vLLM engine that samples the completions (grpo.rollout_backend vllm); None: EmotionLM.generate."""
@@ -91,33 +155,16 @@ class EmotionGRPOTrainer(EmotionTrainer, GRPOTrainer):
         self._media: RowMedia | None = None
         self._encoded = None
         _expose_llm_surface(model)
-        beta, args.beta = args.beta, 0.0  # with beta > 0 TRL would load a second LLM as the reference
-        try:
-            super().__init__(
-                model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
-                processing_class=emotion_processor.tokenizer, emotion_processor=emotion_processor,
-            )
-        finally:
-            args.beta = beta
-        self.beta = beta
-        self.ref_model = AdapterDisabledReference() if beta else None
-        # TRL patched EmotionLM.forward with its fused head; the head belongs to the LLM, after the media splice.
-        del model.forward
-        add_fused_lm_head(model.llm.get_base_model(), temperature=self.temperature, outputs=("log_probs", "entropy"))
+        # The fused head belongs to the LLM, after the media splice (EmotionLM.forward reaches it by fused_lm_head=True).
+        self._init_grpo(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
+                        processing_class=emotion_processor.tokenizer, emotion_processor=emotion_processor,
+                        fused_head_model=model.llm.get_base_model())
 
     def create_model_card(self, *args, **kwargs) -> None:
         """No hub model card: an emoreason model directory documents itself (emoreason_model.json)."""
 
-    @contextlib.contextmanager
-    def _with_media(self, media: RowMedia):
-        previous, self._media = self._media, media
-        try:
-            yield
-        finally:
-            self._media = previous
-
-    def _policy(self) -> EmotionLM:
-        return self.accelerator.unwrap_model(self.model)
+    def _peft_model(self):
+        return self._policy().llm
 
     # ------------------------------------------------------------------ rollouts
 
@@ -174,30 +221,15 @@ class EmotionGRPOTrainer(EmotionTrainer, GRPOTrainer):
                                            compute_entropy=False, compute_aux_loss=False, **multimodal):
         if self._media is None:
             raise RuntimeError("log-probs asked for rows whose media are unknown")
-        reference = model is self.ref_model
-        # The wrapped model (DDP) for the policy's own forward, so its gradients are reduced across ranks.
-        policy_call = self.model_wrapped if reference else model
         prompt_width = input_ids.shape[1] - logits_to_keep
         media = self._media
         if media.media_ids.shape != (input_ids.shape[0], prompt_width):
             raise RuntimeError(f"media_ids {tuple(media.media_ids.shape)} do not cover prompts of {tuple(input_ids.shape)}")
         completion_media = torch.zeros(input_ids.shape[0], logits_to_keep, dtype=media.media_ids.dtype, device=input_ids.device)
         media_ids = torch.cat([media.media_ids.to(input_ids.device), completion_media], dim=1)  # [b, p + c]
-        batch_size = batch_size or input_ids.shape[0]
-        disabled = self._policy().llm.disable_adapter() if reference else contextlib.nullcontext()
-        logps, entropies = [], []
-        with disabled:
-            for start in range(0, input_ids.shape[0], batch_size):
-                end = min(start + batch_size, input_ids.shape[0])
-                ids, mask = input_ids[start:end], attention_mask[start:end]
-                labels = ids.masked_fill(mask == 0, -100)
-                labels[:, :-logits_to_keep] = -100  # only completion tokens are scored
-                rows = media.rows(start, end)
-                with self.accelerator.autocast():
-                    out = policy_call(input_ids=ids, attention_mask=mask, media_ids=media_ids[start:end],
-                                      features=rows.features, labels=labels, fused_lm_head=True)
-                logps.append(out.log_probs[:, -logits_to_keep:])
-                if compute_entropy:
-                    entropies.append(out.entropy[:, -logits_to_keep:])
-        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+
+        def row_inputs(start: int, end: int, ids: torch.Tensor) -> dict:
+            return {"media_ids": media_ids[start:end], "features": media.rows(start, end).features}
+
+        return self._completion_logps(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, row_inputs)
 

@@ -21,18 +21,16 @@ breaks TRL's assumptions (docs/grpo.md, "Model kinds"):
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import torch
 from trl import GRPOTrainer
-from trl.trainer.utils import add_fused_lm_head
 
 from emoreason.native.conversation import NativeEncoded, collate, mm_token_type_ids
 from emoreason.native.model import NativeModel
 from emoreason.native.processor import ModalityInputs
 from emoreason.native.training import base_model
-from emoreason.train.grpo_trainer import AdapterDisabledReference
+from emoreason.train.grpo_trainer import MediaRowsGRPO
 from emoreason.train.native_trainer import NativeTrainer
 from emoreason.train.vllm_rollouts import VLLMRollouts, completions_up_to_eos
 
@@ -65,7 +63,7 @@ def vllm_prompt(store, sample_id: str, modalities: list[str]) -> dict:
     return {"prompt": store.conversation.prompt_text(store.turns(sample_id), list(data)), "multi_modal_data": data}
 
 
-class NativeGRPOTrainer(NativeTrainer, GRPOTrainer):
+class NativeGRPOTrainer(MediaRowsGRPO, NativeTrainer, GRPOTrainer):
     def __init__(self, *, model: NativeModel, store, reward_funcs, args, train_dataset, emotion_processor,
                  rollouts: VLLMRollouts | None = None):
         """rollouts: the vLLM engine that samples the completions (grpo.rollout_backend vllm); None: the backbone's generate."""
@@ -80,31 +78,16 @@ class NativeGRPOTrainer(NativeTrainer, GRPOTrainer):
         # A sampled media pad token would not match the rows' media features.
         self._suppressed = sorted(set(emotion_processor.pad_token_ids.values()))
         args.generation_kwargs = (args.generation_kwargs or {}) | {"suppress_tokens": self._suppressed}
-        beta, args.beta = args.beta, 0.0  # with beta > 0 TRL would load a second backbone as the reference
-        try:
-            super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
-                             processing_class=emotion_processor.tokenizer, emotion_processor=emotion_processor)
-        finally:
-            args.beta = beta
-        self.beta = beta
-        self.ref_model = AdapterDisabledReference() if beta else None
-        # TRL patched NativeModel.forward; the fused head belongs on the transformers model under peft.
-        del model.forward
-        add_fused_lm_head(hf_model, temperature=self.temperature, outputs=("log_probs", "entropy"))
+        # The fused head belongs on the transformers model under peft, not on the NativeModel TRL patched.
+        self._init_grpo(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset,
+                        processing_class=emotion_processor.tokenizer, emotion_processor=emotion_processor,
+                        fused_head_model=hf_model)
 
     def create_model_card(self, *args, **kwargs) -> None:
         """No hub model card: a native model directory documents itself (emoreason_native.json)."""
 
-    @contextlib.contextmanager
-    def _with_media(self, media: list[list[ModalityInputs]]):
-        previous, self._media = self._media, media
-        try:
-            yield
-        finally:
-            self._media = previous
-
-    def _policy(self) -> NativeModel:
-        return self.accelerator.unwrap_model(self.model)
+    def _peft_model(self):
+        return self._policy().backbone
 
     def _generate_and_score_completions(self, inputs):
         self._row_ids = [x["sample_id"] for x in inputs]
@@ -150,24 +133,12 @@ class NativeGRPOTrainer(NativeTrainer, GRPOTrainer):
                                            compute_entropy=False, compute_aux_loss=False, **multimodal):
         if self._media is None or len(self._media) != input_ids.shape[0]:
             raise RuntimeError("log-probs asked for rows whose media are unknown")
-        reference = model is self.ref_model
-        policy_call = self.model_wrapped if reference else model  # the wrapped model (DDP) reduces gradients
         processor = self.emotion_processor
-        batch_size = batch_size or input_ids.shape[0]
-        disabled = self._policy().backbone.disable_adapter() if reference else contextlib.nullcontext()
-        logps, entropies = [], []
-        with disabled:
-            for start in range(0, input_ids.shape[0], batch_size):
-                end = min(start + batch_size, input_ids.shape[0])
-                ids, mask = input_ids[start:end], attention_mask[start:end]
-                labels = ids.masked_fill(mask == 0, -100)
-                labels[:, :-logits_to_keep] = -100  # only completion tokens are scored
-                extra = {k: v.to(ids.device) for k, v in media_tensors(processor, self._media[start:end]).items()}
-                if processor.arch.model_type == "qwen2_5_vl":
-                    extra["mm_token_type_ids"] = mm_token_type_ids(processor, ids)
-                with self.accelerator.autocast():
-                    out = policy_call(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True, **extra)
-                logps.append(out.log_probs[:, -logits_to_keep:])
-                if compute_entropy:
-                    entropies.append(out.entropy[:, -logits_to_keep:])
-        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+
+        def row_inputs(start: int, end: int, ids: torch.Tensor) -> dict:
+            extra = {k: v.to(ids.device) for k, v in media_tensors(processor, self._media[start:end]).items()}
+            if processor.arch.model_type == "qwen2_5_vl":
+                extra["mm_token_type_ids"] = mm_token_type_ids(processor, ids)
+            return extra
+
+        return self._completion_logps(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, row_inputs)
