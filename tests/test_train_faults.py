@@ -5,6 +5,7 @@ One small prepped workspace (8 synthetic clips, tiny encoders and LLM); each tes
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import pytest
@@ -35,6 +36,18 @@ def overrides(data, out, *extra):
 def first_audio_feature(data):
     sample = load_samples(data.train)[0]
     return sample, data.train.parent / sample.features["audio"].path
+
+
+@contextlib.contextmanager
+def restored_afterwards(path, tmp_path):
+    """The file at `path` put back as it is now (bytes and times) when the block ends, whatever the block did to it:
+    how a test damages the shared workspace and leaves it healthy. Yields the backup copy."""
+    backup = tmp_path / f"backup{path.suffix}"
+    shutil.copy2(path, backup)
+    try:
+        yield backup
+    finally:
+        shutil.copy2(backup, path)
 
 
 def test_nan_feature_file_refused_before_step_1_then_prep_rerun_recomputes_it(workspace, tmp_path, capfd):
@@ -68,9 +81,7 @@ def test_nan_feature_file_refused_before_step_1_then_prep_rerun_recomputes_it(wo
 def test_corrupt_header_is_named_up_front_and_mid_run(workspace, tmp_path, capfd):
     _, data = workspace
     sample, path = first_audio_feature(data)
-    backup = tmp_path / "backup.safetensors"
-    shutil.copy(path, backup)
-    try:
+    with restored_afterwards(path, tmp_path) as backup:
         break_header(path)
         assert main(["--config", TRAIN_CONFIG, *overrides(data, tmp_path / "refused")]) == 2
         err = capfd.readouterr().err
@@ -82,8 +93,6 @@ def test_corrupt_header_is_named_up_front_and_mid_run(workspace, tmp_path, capfd
         break_header(path)
         with pytest.raises(FeatureFileError, match=f"{path} \\(sample {sample.id}\\): unreadable safetensors file"):
             train(run)
-    finally:
-        shutil.copy(backup, path)
 
 
 def test_non_finite_loss_stops_at_its_step_naming_the_batch(workspace, tmp_path):
@@ -102,12 +111,9 @@ def test_non_finite_loss_stops_at_its_step_naming_the_batch(workspace, tmp_path)
 def test_missing_feature_file_is_one_message(workspace, tmp_path, capfd):
     _, data = workspace
     sample, path = first_audio_feature(data)
-    aside = tmp_path / "aside.safetensors"
-    shutil.move(path, aside)
-    try:
+    with restored_afterwards(path, tmp_path):
+        path.unlink()
         assert main(["--config", TRAIN_CONFIG, *overrides(data, tmp_path / "run")]) == 2
-    finally:
-        shutil.move(aside, path)
     err = capfd.readouterr().err
     assert f"{data.train}: 1 cached feature file(s) are missing or damaged:\n  {path}: file not found [samples: {sample.id} (audio)]" in err
     assert "Traceback" not in err and not (tmp_path / "run").exists()
