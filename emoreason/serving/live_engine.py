@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from emoreason.features.featurizer import Featurizer
@@ -12,7 +11,7 @@ from emoreason.model.processor import EmotionProcessor
 from emoreason.serving.engine import Completion, GenerationRequest, default_model_name
 from emoreason.serving.engine import PreparedRequest
 from emoreason.serving.media_stage import MediaStage, MediaStageConfig
-from emoreason.serving.requests import check_request, prepare_request
+from emoreason.serving.requests import check_request, prepare_all, prepare_request
 
 
 def eos_token_ids(processor: EmotionProcessor, configured) -> list[int]:
@@ -80,12 +79,7 @@ class LiveMediaEngine:
         self.processor.check_prompt_length(request.messages)
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        # Every request's media is checked before any LLM work, so one bad file fails the call early.
-        if self.media_stage is None or len(requests) == 1:
-            return self.generate_prepared([self.prepare(r) for r in requests])
-        # A batch (infer's) enters the media stage at once, so its decodes overlap and its encoders run batched.
-        with ThreadPoolExecutor(min(len(requests), self.max_batch_size), thread_name_prefix="prepare") as pool:
-            return self.generate_prepared(list(pool.map(self.prepare, requests)))
+        return self.generate_prepared(prepare_all(self.prepare, requests, self.media_stage is not None, self.max_batch_size))
 
     def generate_prepared(self, prepared: list[PreparedRequest]) -> list[Completion]:
         raise NotImplementedError

@@ -29,7 +29,7 @@ from emoreason.native.processor import NativeProcessor
 from emoreason.serving.backends import BackendError
 from emoreason.serving.engine import Completion, GenerationRequest, PreparedRequest, default_model_name
 from emoreason.serving.media_stage import DecodePool, MediaStageConfig
-from emoreason.serving.requests import check_request, media_files
+from emoreason.serving.requests import check_request, media_files, prepare_all
 from emoreason.serving.vllm_runtime import VLLMRuntime
 
 
@@ -165,7 +165,7 @@ class NativeVLLMEngine:
         return PreparedRequest(request, {"prompt": prompt, "multi_modal_data": data}, data, absent, time.perf_counter() - start)
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
-        return self.generate_prepared([self.prepare(r) for r in requests])
+        return self.generate_prepared(prepare_all(self.prepare, requests, self._media_pool is not None, self.max_batch_size))
 
     def _params(self, request: GenerationRequest):
         # detokenize off: the text is ours (_complete), as the hf backend decodes it.
@@ -194,5 +194,7 @@ class NativeVLLMEngine:
         return self.runtime.stream(prepared.encoded, self._params(request), self._decode)
 
     def close(self) -> None:
-        """Stop vLLM's engine process and its event loop thread (also run at interpreter exit)."""
+        """Stop vLLM's engine process, its event loop thread and the decode pool (also run at interpreter exit)."""
         self.runtime.close()
+        if self._media_pool is not None:
+            self._media_pool.close()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -112,3 +114,15 @@ def prepare_with_features(
     """A request whose features were computed elsewhere (the prep cache), already fp16."""
     check_request(request)
     return PreparedRequest(request, _encode(processor, request, features), dict(features), dict(absent or {}), media_seconds)
+
+
+def prepare_all(prepare: Callable[[GenerationRequest], PreparedRequest], requests: list[GenerationRequest],
+                concurrent: bool, max_workers: int) -> list[PreparedRequest]:
+    """Every request of a batch prepared, in order, before any LLM work (so one bad file fails the call early).
+
+    concurrent: the engine's media runs in a pool (its media stage or decode pool); then a batch (infer's) enters
+    it at once, so its decodes overlap and, in the projector model's stage, its encoders run batched."""
+    if not concurrent or len(requests) == 1:
+        return [prepare(r) for r in requests]
+    with ThreadPoolExecutor(min(len(requests), max_workers), thread_name_prefix="prepare") as pool:
+        return list(pool.map(prepare, requests))
