@@ -64,9 +64,9 @@ class SharedVLLM:
         return view
 
     def close(self):
+        # The views share the engine's VLLMRuntime: only the engine closes it.
         for view in self._views:
             view._batcher.close()
-            view._engine = None  # only the engine itself shuts vLLM down (AsyncLLM.__del__ would again, too late)
         self.engine.close()
 
 
