@@ -34,7 +34,10 @@ class RayConfig:
     gpus_per_actor: float | None = None
     """GPUs per encoder actor; null: 1 where the cluster has GPUs (the encoder then runs on its GPU), else 0."""
     cpus_per_actor: float = 0.25
-    """CPUs Ray reserves per encoder actor; decoding and face detection tasks take 1 CPU each."""
+    """CPUs Ray reserves per encoder actor; decoding and face detection tasks share the CPUs the actors leave."""
+    pool_per_encoder: bool | None = None
+    """One actor pool per encoder forward pass (true) or one pool whose actors hold every encoder (false);
+    null: one per encoder where the actors get GPUs, one for all elsewhere."""
 
     def __post_init__(self) -> None:
         check(self.address is None or (isinstance(self.address, str) and self.address.strip() != ""), "ray.address",
@@ -45,6 +48,8 @@ class RayConfig:
         check(self.gpus_per_actor is None or self.gpus_per_actor >= 0, "ray.gpus_per_actor", "null or a number >= 0",
               self.gpus_per_actor)
         check(self.cpus_per_actor > 0, "ray.cpus_per_actor", "a number > 0", self.cpus_per_actor)
+        check(self.pool_per_encoder in (None, True, False), "ray.pool_per_encoder", "null, true or false",
+              self.pool_per_encoder)
 
 
 def import_ray(key: str):

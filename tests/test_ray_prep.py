@@ -84,9 +84,10 @@ def test_unreachable_address_is_a_clear_error(mixed, encoders, tmp_path):
         ray_prep(encoders, mixed, tmp_path / "out2", "ray.address=not an address")
 
 
-def test_ray_engine_writes_what_the_local_engine_writes(cluster, mixed, encoders, local_out, tmp_path):
+@pytest.mark.parametrize("pools", [[], ["ray.pool_per_encoder=true"]], ids=["one_pool_for_cpu_encoders", "pool_per_encoder"])
+def test_ray_engine_writes_what_the_local_engine_writes(cluster, mixed, encoders, local_out, tmp_path, pools):
     out = tmp_path / "ray"
-    ray_prep(encoders, mixed, out)
+    ray_prep(encoders, mixed, out, *pools)
     for name in ("samples.jsonl", "status.jsonl", "featurizer.json"):
         assert (out / name).read_text() == (local_out / name).read_text(), name
     local_features = feature_bytes(local_out)
@@ -95,10 +96,35 @@ def test_ray_engine_writes_what_the_local_engine_writes(cluster, mixed, encoders
 
 
 def test_a_cluster_too_small_for_the_actors_is_refused(cluster, mixed, encoders, tmp_path):
+    with pytest.raises(ConfigError, match=r"key 'ray.cpus_per_actor': the job needs 3 CPU at once but the Ray cluster has 2"):
+        ray_prep(encoders, mixed, tmp_path / "out", "ray.cpus_per_actor=2")  # one actor for the four CPU encoders
     with pytest.raises(ConfigError, match=r"key 'ray.cpus_per_actor': the job needs 5 CPU at once but the Ray cluster has 2"):
-        ray_prep(encoders, mixed, tmp_path / "out", "ray.cpus_per_actor=1")
+        ray_prep(encoders, mixed, tmp_path / "out", "ray.cpus_per_actor=1", "ray.pool_per_encoder=true")
     with pytest.raises(ConfigError, match=r"key 'ray.gpus_per_actor': the job needs 4 GPU"):
         ray_prep(encoders, mixed, tmp_path / "out", "ray.gpus_per_actor=1")
+
+
+class _FakeRay:
+    def __init__(self, **resources):
+        self.resources = resources
+
+    def cluster_resources(self):
+        return self.resources
+
+
+@pytest.mark.parametrize(("resources", "extra", "pools", "decode_cpus"), [
+    ({"CPU": 2}, [], [["audio", "face", "video", "frame"]], 0.875),  # two decode tasks beside the one actor's 0.25
+    ({"CPU": 2}, ["ray.pool_per_encoder=true"], [["audio"], ["face"], ["video"], ["frame"]], 1.0),
+    ({"CPU": 64, "GPU": 4}, [], [["audio"], ["face"], ["video"], ["frame"]], 1.0),  # actors on GPUs: a pool each
+    ({"CPU": 9, "GPU": 4}, ["ray.gpus_per_actor=0", "ray.actors_per_encoder=2"], [["audio", "face", "video", "frame"]], 8.5 / 9),
+])
+def test_the_plan_shares_the_cpus_the_actors_leave_among_decode_tasks(encoders, tmp_path, resources, extra, pools, decode_cpus):
+    from emoreason.data_prep.extract import prep_featurizer
+    from emoreason.data_prep.ray_prep import _plan
+
+    cfg = load_config(PrepConfig, CONFIG, prep_overrides(encoders, tmp_path / "in.jsonl", tmp_path / "out", "engine=ray", *extra))
+    plan = _plan(_FakeRay(**resources), cfg, prep_featurizer(cfg, tmp_path / "out").forward_groups())
+    assert plan.pools == pools and plan.decode_cpus == pytest.approx(decode_cpus)
 
 
 def _encoder_actor_processes():
