@@ -27,7 +27,7 @@ from emoreason.model.loading import MODEL_FILE, load_model
 from emoreason.model.modeling import EmotionLM
 from emoreason.model.processor import EmotionProcessor
 from emoreason.model.trust import UserTrust
-from emoreason.schema import Sample
+from emoreason.schema import Sample, emotion_labels
 from emoreason.train.cli import exit_status
 from emoreason.train.config import TrainConfig
 from emoreason.train.grpo_config import CurriculumPhase
@@ -176,7 +176,7 @@ def policy_model(cfg: TrainConfig) -> tuple[EmotionLM, EmotionProcessor]:
 def training_labels(cfg, samples: Mapping[str, Sample]) -> list[str]:
     if cfg.grpo.labels:
         return list(cfg.grpo.labels)
-    return sorted({s.targets.emotion for s in samples.values() if s.targets and s.targets.emotion})
+    return emotion_labels(samples.values())
 
 
 def checked_rewards(cfg, samples: Mapping[str, Sample], judge=None) -> tuple[list[str], list[Reward]]:
@@ -190,22 +190,36 @@ def checked_rewards(cfg, samples: Mapping[str, Sample], judge=None) -> tuple[lis
     return labels, rewards
 
 
+def checked_start(cfg) -> int:
+    """Either kind's setup begins here: the seed set, then the checks a config fails before any weights load (the
+    batch against num_generations, the rollout backend against the world size). Returns the prompts per step."""
+    set_seed(cfg.optim.seed)
+    per_step = prompts_per_step(cfg)
+    check_rollout_backend(cfg, world_size())
+    return per_step
+
+
+def rewards_and_prompts(cfg, store, per_phase: list[list[str]], run_phases: list[CurriculumPhase], per_step: int,
+                        judge=None) -> tuple[list[str], list[Reward], object]:
+    """Either kind's label set and checked rewards over the store's samples, and the curriculum's prompt rows as
+    the trainer's dataset: (labels, rewards, train_dataset)."""
+    labels, rewards = checked_rewards(cfg, store.samples, judge)
+    rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
+    return labels, rewards, prompt_dataset(store, rows)
+
+
 def setup_grpo(cfg: TrainConfig, judge=None) -> GRPOSetup:
     """Check every input, build the policy and the trainer; nothing trains yet."""
     from emoreason.train.grpo_trainer import EmotionGRPOTrainer
 
-    set_seed(cfg.optim.seed)
-    per_step = prompts_per_step(cfg)  # a batch error before any weights load
-    check_rollout_backend(cfg, world_size())
+    per_step = checked_start(cfg)
     model, processor = policy_model(cfg)
     run_phases = phases(cfg)
     store, per_phase = build_store(run_phases, cfg.data.train, model.model_config.modalities)
-    labels, rewards = checked_rewards(cfg, store.samples, judge)
-    rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
+    labels, rewards, dataset = rewards_and_prompts(cfg, store, per_phase, run_phases, per_step, judge)
     trainer = EmotionGRPOTrainer(
-        model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
-        train_dataset=prompt_dataset(store, rows), emotion_processor=processor,
-        rollouts=projector_rollouts(cfg, model.model_config),
+        model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg), train_dataset=dataset,
+        emotion_processor=processor, rollouts=projector_rollouts(cfg, model.model_config),
     )
     return GRPOSetup(cfg, model, processor, store, labels, trainer)
 

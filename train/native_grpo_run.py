@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import set_seed
 
 from emoreason.native.config import ComponentTraining, NativeLora
 from emoreason.native.conversation import NativeConversation, NativeEncoded
@@ -26,14 +25,14 @@ from emoreason.native.processor import NativeProcessor
 from emoreason.native.samples import encode_sample
 from emoreason.schema import Sample, load_samples
 from emoreason.train.grpo_config import CurriculumPhase
-from emoreason.train.grpo_data import CurriculumError, curriculum_rows, prompt_dataset
+from emoreason.train.grpo_data import CurriculumError
 from emoreason.train.cli import exit_status
 from emoreason.train.grpo_run import (
-    GRPO_REFUSALS, checked_rewards, grpo_arguments, init_model_dir, phases, prompts_per_step, train_grpo_in_folder, world_size,
+    GRPO_REFUSALS, checked_start, grpo_arguments, init_model_dir, phases, rewards_and_prompts, train_grpo_in_folder,
 )
 from emoreason.train.native_config import NativeTrainConfig
 from emoreason.train.run_folder import RunPlan, plan_run
-from emoreason.train.vllm_rollouts import check_rollout_backend, native_rollouts
+from emoreason.train.vllm_rollouts import native_rollouts
 
 
 @dataclass
@@ -107,17 +106,14 @@ def setup_native_grpo(cfg: NativeTrainConfig, judge=None) -> NativeGRPOSetup:
     from emoreason.train.native_grpo_trainer import NativeGRPOTrainer
     from emoreason.train.native_run import make_featurizer
 
-    set_seed(cfg.optim.seed)
-    per_step = prompts_per_step(cfg)  # a batch error before any weights load
-    check_rollout_backend(cfg, world_size())
+    per_step = checked_start(cfg)
     model, processor = native_policy(cfg)
     run_phases = phases(cfg)
     conversation = NativeConversation(processor, model.cfg.system_prompt, model.cfg.max_length)
     store, per_phase = build_native_store(run_phases, cfg, make_featurizer(cfg, processor), conversation)
-    labels, rewards = checked_rewards(cfg, store.samples, judge)
-    rows = curriculum_rows(per_phase, run_phases, per_step, cfg.optim.seed)
+    labels, rewards, dataset = rewards_and_prompts(cfg, store, per_phase, run_phases, per_step, judge)
     trainer = NativeGRPOTrainer(model=model, store=store, reward_funcs=rewards, args=grpo_arguments(cfg),
-                                train_dataset=prompt_dataset(store, rows), emotion_processor=processor,
+                                train_dataset=dataset, emotion_processor=processor,
                                 rollouts=native_rollouts(cfg, model.cfg.base, model.cfg, processor))
     return NativeGRPOSetup(cfg, model, processor, store, labels, trainer)
 
