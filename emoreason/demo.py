@@ -154,6 +154,23 @@ def grpo_tiny(data: TinyData, init: str | Path, output_dir: str | Path, override
     return GRPOReport(rewards[0], sum(late) / len(late), before, accuracy(final), final, len(rewards))
 
 
+def print_heldout_accuracy(with_media: float, without: float, clips: int, unmatched: int, labels: list[str]) -> None:
+    """Step 3 of either kind's demo: held-out accuracy with the media and, the control, without it."""
+    print(f"  with media:    {with_media:.3f}  ({clips} clips, {unmatched} answers named no label)")
+    print(f"  without media: {without:.3f}  (chance {1 / len(labels):.3f}; the subtitles are identical across classes)")
+
+
+def export_and_infer(model_dir: Path, export_dir: Path, heldout: Path, predictions: Path, *infer_args: str) -> None:
+    """Either kind's demo after training: export (LoRA merged), then `infer` over the held-out clips into a fresh
+    predictions file (a fresh model: earlier predictions are stale, and infer would keep them)."""
+    from emoreason.serving.export import export_model
+    from emoreason.serving.infer import main as infer_main
+
+    export_model(model_dir, export_dir)
+    predictions.unlink(missing_ok=True)
+    infer_main(["--model", str(export_dir), "--input", str(heldout), "--out", str(predictions), *infer_args])
+
+
 def build_parser() -> argparse.ArgumentParser:
     from emoreason.cli_args import HelpFormatter
 
@@ -180,8 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     from emoreason.eval.eval_cli import main as eval_main
     from emoreason.model.loading import load_model
     from emoreason.serving.chat import main as chat_main
-    from emoreason.serving.export import export_model
-    from emoreason.serving.infer import main as infer_main
     from emoreason.train.heldout import heldout_accuracy
 
     workdir = Path(args.workdir)
@@ -199,18 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     model, processor = load_model(final)
     with_media = heldout_accuracy(model, processor, data.heldout, data.labels)
     without = heldout_accuracy(model, processor, data.heldout, data.labels, with_media=False)
-    chance = 1 / len(data.labels)
-    print(f"  with media:    {with_media.accuracy:.3f}  ({with_media.total} clips, {with_media.unmatched} answers named no label)")
-    print(f"  without media: {without.accuracy:.3f}  (chance {chance:.3f}; the subtitles are identical across classes)")
+    print_heldout_accuracy(with_media.accuracy, without.accuracy, with_media.total, with_media.unmatched, data.labels)
     print(f"model: {final}")
 
     export_dir = workdir / "export"
     print(f"[demo 4/{total}] export (LoRA merged) -> {export_dir}; infer over the held-out clips, features computed live")
-    export_model(final, export_dir)
     predictions = workdir / "predictions.jsonl"
-    predictions.unlink(missing_ok=True)  # a fresh model: earlier predictions are stale
     data_root = workdir / "data"
-    infer_main(["--model", str(export_dir), "--input", str(data.heldout), "--out", str(predictions), "--data-root", str(data_root)])
+    export_and_infer(final, export_dir, data.heldout, predictions, "--data-root", str(data_root))
 
     print(f"[demo 5/{total}] one chat exchange (what `emoreason chat --model` prints)")
     clip = load_samples(data.heldout)[0].media.video

@@ -78,9 +78,8 @@ def heldout_accuracy(model_dir: str | Path, heldout: Path, labels: list[str], wi
 
 
 def main(workdir: Path, num_per_class: int, seed: int, overrides: list[str]) -> int:
+    from emoreason.demo import export_and_infer, print_heldout_accuracy
     from emoreason.eval.eval_cli import main as eval_main
-    from emoreason.serving.export import export_model
-    from emoreason.serving.infer import main as infer_main
 
     print(f"[demo 1/4] synthetic clips -> conversations, tiny {TWIN_KIND} twin in {workdir}")
     data = prepare_native_data(workdir, num_per_class, seed)
@@ -90,15 +89,12 @@ def main(workdir: Path, num_per_class: int, seed: int, overrides: list[str]) -> 
     print("[demo 3/4] held-out accuracy (greedy decoding)")
     with_media, total, unmatched = heldout_accuracy(final, data.heldout, data.labels)
     without, _, _ = heldout_accuracy(final, data.heldout, data.labels, with_media=False)
-    print(f"  with media:    {with_media:.3f}  ({total} clips, {unmatched} answers named no label)")
-    print(f"  without media: {without:.3f}  (chance {1 / len(data.labels):.3f}; the subtitles are identical across classes)")
+    print_heldout_accuracy(with_media, without, total, unmatched, data.labels)
 
     export_dir = workdir / "export"
     print(f"[demo 4/4] export (every LoRA merged) -> {export_dir}; infer and eval the held-out clips")
-    export_model(final, export_dir)
     predictions = workdir / "predictions.jsonl"
-    predictions.unlink(missing_ok=True)
-    infer_main(["--model", str(export_dir), "--input", str(data.heldout), "--out", str(predictions)])
+    export_and_infer(final, export_dir, data.heldout, predictions)
     board = workdir / "leaderboard"
     eval_main(["--predictions", str(predictions), "--references", str(data.heldout), "--out-dir", str(board),
                "--name", "tiny-native-demo", "--model", str(export_dir), "--labels", ",".join(data.labels)])
