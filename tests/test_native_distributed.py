@@ -4,17 +4,15 @@ itself; under ZeRO-3 the saved `full` components are whole, trained tensors."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from train_launch import ROOT, torchrun_two_ranks
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH_SIZE = 2  # per rank
 
 
@@ -23,16 +21,10 @@ def _torchrun_train(tmp_path: Path, zero: str, extra: list[str] = ()):
 
     data = prepare_native_data(tmp_path / "ws", num_per_class=2, seed=0)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "emoreason.cli", "train",
-           "--config", "configs/train/tiny_native.yaml", *data.train_overrides(out),
-           f"optim.deepspeed={ROOT / f'configs/deepspeed/{zero}.json'}", "optim.use_cpu=true", f"optim.batch_size={BATCH_SIZE}",
-           "optim.num_epochs=1", "optim.logging_steps=1", *extra]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    log = tmp_path / "torchrun.log"
-    with log.open("w") as f:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=900)
-    text = log.read_text()
-    assert proc.returncode == 0, f"torchrun exited {proc.returncode}; log tail:\n{text[-4000:]}"
+    text = torchrun_two_ranks("configs/train/tiny_native.yaml", [
+        *data.train_overrides(out), f"optim.deepspeed={ROOT / f'configs/deepspeed/{zero}.json'}", "optim.use_cpu=true",
+        f"optim.batch_size={BATCH_SIZE}", "optim.num_epochs=1", "optim.logging_steps=1", *extra,
+    ], tmp_path / "torchrun.log")
     return data, out, text
 
 
