@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing.forkserver
 import os
 import statistics
 import sys
@@ -54,6 +55,10 @@ def _prep_wall(data: Path, encoders: dict[str, str], out: Path, workers: int, th
     start = time.perf_counter()
     report = run_prep(cfg)
     wall = time.perf_counter() - start
+    if engine == "local" and workers > 1:
+        # The worker pool's forkserver outlives the run in this process; a prep command starts its own, so
+        # each run here does too (else only the first run would pay for it).
+        multiprocessing.forkserver._forkserver._stop()
     assert report.counts["failed"] == 0, report.summary()
     return {"clips": report.processed(), "wall_s": wall, "frames": report.frames_decoded,
             "load_before": load_before, "load_after": _load()}

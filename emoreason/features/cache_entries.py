@@ -17,7 +17,7 @@ from emoreason.schema import FaceRecord
 
 def entry_key(cache: FeatureCache, encoder: EncoderConfig, modality: str, media_hash: str, settings: dict[str, Any]) -> str:
     """The key of `modality`'s entry for media of `media_hash`, encoded by `encoder` with `settings`."""
-    from emoreason.encoders.frozen import model_fingerprint
+    from emoreason.encoders.fingerprint import model_fingerprint  # not via frozen: a decode worker needs no transformers
 
     return cache.make_key(modality, media_hash, encoder.model, model_fingerprint(encoder.model), settings)
 
