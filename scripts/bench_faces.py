@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_faces.py [--clips 32]
 
-Prints one JSON object (also a section of scripts/bench_prep.py). For each setting of
+Prints one JSON object (also the `faces` section of scripts/bench_serve.py). For each setting of
 `media.faces.detect_short_side` / `detect_every` against the default (Haar at full size on every sampled
 frame), on the same synthetic clips in the same run:
 - clips/s of `Featurizer.decode` for the face modality (frames decoded, faces detected, crops cut);
