@@ -157,3 +157,12 @@ def test_generation_prompts_carry_the_text_fields(tokenizer):
     first, second = (tokenizer.decode([t for t, m in zip(ids, media) if m == 0 and t != proc.pad_id])
                      for ids, media in zip(batch["input_ids"].tolist(), batch["media_ids"].tolist()))
     assert "says: Hi. [reason_v2]" in first and "says" not in second and "[emotion]" in second
+
+
+def test_a_short_subtitle_inside_the_question_still_fills_the_slot():
+    """Only a quoted subtitle counts as shown: "no" in "Answer yes or no." is the question's own word."""
+    slot = template(template="{instruction} {subtitle}")
+    question = "Is the speaker happy? Answer yes or no."
+    assert slot.place_subtitle(question, {"subtitle": "no"}) == (question, "The person in video says: no. ")
+    quoted = 'She says "no". Is she happy?'
+    assert slot.place_subtitle(quoted, {"subtitle": "no"}) == (quoted, "")

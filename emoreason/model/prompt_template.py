@@ -98,9 +98,9 @@ class PromptTemplate:
 
         The instruction builders (and infer's default prompt) write the subtitle into the user turn as a line
         of its own, which they record as `subtitle_line`. A template with a `{subtitle}` slot places the subtitle
-        in the recipe's words, so that line comes out of the instruction. An instruction that shows the subtitle
+        in the recipe's words, so that line comes out of the instruction. An instruction that quotes the subtitle
         without a recorded line (written by hand, or built before the record existed) keeps it, and the slot
-        stays empty."""
+        stays empty. Only a quoted subtitle counts: a short one ("no") may occur in any question's words."""
         subtitle = (fields.get("subtitle") or "").strip()
         if not subtitle or "subtitle" not in self.slots:
             return instruction, ""
@@ -109,9 +109,13 @@ class PromptTemplate:
         if recorded and recorded in lines:
             lines.remove(recorded)
             return "\n".join(lines), self.subtitle.format(subtitle=subtitle)
-        if subtitle in instruction:
+        if any(f"{open_}{subtitle}{close}" in instruction for open_, close in QUOTES):
             return instruction, ""
         return instruction, self.subtitle.format(subtitle=subtitle)
+
+
+QUOTES = (('"', '"'), ("\u201c", "\u201d"), ("'", "'"))
+"""The quotes an instruction may show a subtitle in (place_subtitle): straight, curly and single."""
 
 
 def raise_config(key: str, expected: str) -> None:
