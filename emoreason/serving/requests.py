@@ -97,8 +97,9 @@ def prepare_request(
     files = media_files(request)
     start = time.perf_counter()
     with media_lock:
-        wanted = modalities and (files or request.landmarks is not None)  # annotated landmarks need no file
-        features, absent = request_features(featurizer, files, modalities, request.landmarks) if wanted else ({}, {})
+        # Annotated landmarks need no file: a text-only request carrying them featurizes its landmarks alone.
+        wanted = modalities if files else [m for m in modalities if m == "landmarks" and request.landmarks is not None]
+        features, absent = request_features(featurizer, files, wanted, request.landmarks) if wanted else ({}, {})
     media_seconds = time.perf_counter() - start
     features = dict(cached or {}) | features
     return PreparedRequest(request, _encode(processor, request, features), features, absent, media_seconds)
