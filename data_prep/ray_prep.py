@@ -158,6 +158,11 @@ def run_in_ray(cfg: PrepConfig, pending: list[Sample], out_dir: Path, data_root:
             while next_index in finished:  # samples.jsonl in input order, as the local engine's single worker writes it
                 yield finished.pop(next_index)
                 next_index += 1
+        if next_index != len(pending):  # Ray lost a row: say so, never end as if the run were whole
+            missing = [s.id for i, s in enumerate(pending) if i >= next_index and i not in finished]
+            raise RuntimeError(f"the Ray dataset ended without {len(missing)} sample(s) ({', '.join(missing[:5])}"
+                               f"{', ...' if len(missing) > 5 else ''}); the {len(finished)} result(s) after them were "
+                               "not written. Run the same command again: finished samples are skipped")
 
 
 def _result(row: dict[str, Any], finisher: SampleExtractor) -> SampleResult:

@@ -142,7 +142,11 @@ class NativeVLLMEngine:
         self.runtime = VLLMRuntime.from_engine_args(args, name="emo-native")
         stage = MediaStageConfig() if media_stage is None else media_stage
         # Built once vLLM runs, so its engine process starts with none of the pool's threads or processes.
-        self._media_pool = DecodePool(_no_worker_state, stage.workers, stage.pool, stage.retries) if stage.workers else None
+        try:
+            self._media_pool = DecodePool(_no_worker_state, stage.workers, stage.pool, stage.retries) if stage.workers else None
+        except BaseException:
+            self.runtime.close()  # vLLM's engine process holds its memory until closed
+            raise
 
     def check_prompt(self, request: GenerationRequest) -> None:
         check_request(request)
@@ -195,6 +199,8 @@ class NativeVLLMEngine:
 
     def close(self) -> None:
         """Stop vLLM's engine process, its event loop thread and the decode pool (also run at interpreter exit)."""
-        self.runtime.close()
-        if self._media_pool is not None:
-            self._media_pool.close()
+        try:
+            self.runtime.close()
+        finally:
+            if self._media_pool is not None:
+                self._media_pool.close()
